@@ -1,0 +1,186 @@
+"""Selectors: reads for views, exports and tasks, aggregated in SQL."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Exists, OuterRef, QuerySet
+
+from .models import (
+    Dialogue,
+    HumanLabel,
+    Label,
+    LabelTask,
+    LlmLabel,
+    Membership,
+    ModelVersion,
+    Prediction,
+    Project,
+    Role,
+    Utterance,
+)
+from .transcripts import DialogueRecord, HumanAnswer, LlmAnswer, Schema, TurnRecord, csv_header
+
+
+def project_role(*, user: AbstractBaseUser | AnonymousUser, project: Project) -> str | None:
+    """The user's role in the project; superusers act as admins everywhere."""
+    if not user.is_authenticated:
+        return None
+    if getattr(user, "is_superuser", False):
+        return Role.ADMIN
+    return (
+        Membership.objects.filter(project=project, user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    """The projects a user may see, with counts for the project list."""
+    projects = Project.objects.all()
+    if not getattr(user, "is_superuser", False):
+        projects = projects.filter(memberships__user=user)
+    return projects.annotate(
+        n_dialogues=Count("dialogues", distinct=True),
+        n_tasks=Count("tasks", distinct=True),
+    ).order_by("name")
+
+
+def project_overview(*, project: Project) -> list[dict[str, Any]]:
+    """Per task: utterances with an LLM label, with a human label, and its labels."""
+    n_utterances = Utterance.objects.filter(dialogue__project=project).count()
+    rows = []
+    for task in LabelTask.objects.filter(project=project).prefetch_related("labels"):
+        human = Utterance.objects.filter(
+            Exists(HumanLabel.objects.filter(utterance=OuterRef("pk"), task=task)),
+            dialogue__project=project,
+        ).count()
+        rows.append({
+            "task": task,
+            "labels": list(task.labels.all()),
+            "utterances": n_utterances,
+            "llm_labelled": task.soft_labels.count(),
+            "human_labelled": human,
+        })  # fmt: skip
+    return rows
+
+
+def project_schema(*, project: Project) -> Schema:
+    schema: Schema = {}
+    for task_name, value in (
+        Label.objects.filter(task__project=project)
+        .order_by("task__name", "order", "pk")
+        .values_list("task__name", "value")
+    ):
+        schema.setdefault(task_name, []).append(value)
+    return schema
+
+
+def llm_sources(*, project: Project) -> dict[str, list[str]]:
+    """Task name → the prompts that labelled it, sorted."""
+    sources: dict[str, list[str]] = defaultdict(list)
+    for task_name, prompt in (
+        LlmLabel.objects.filter(task__project=project)
+        .values_list("task__name", "prompt")
+        .distinct()
+        .order_by("task__name", "prompt")
+    ):
+        sources[task_name].append(prompt)
+    return dict(sources)
+
+
+def transcript_records(
+    *, project: Project, batch_size: int = 500
+) -> Iterator[tuple[DialogueRecord, dict[int, dict[str, Any]]]]:
+    """Every dialogue of the project with its labels, and the active student's predictions.
+
+    Streams in batches of dialogues (keyset pagination by id): five queries a batch, memory
+    bounded by the batch.
+    """
+    labels = {
+        label.pk: (label.task.name, label.value)
+        for label in Label.objects.filter(task__project=project).select_related("task")
+    }
+    task_names = dict(LabelTask.objects.filter(project=project).values_list("pk", "name"))
+    versions = dict(
+        ModelVersion.objects.filter(task__project=project, is_active=True).values_list(
+            "pk", "version"
+        )
+    )
+    last_id = 0
+    while True:
+        dialogues = list(
+            Dialogue.objects.filter(project=project, pk__gt=last_id).order_by("pk")[:batch_size]
+        )
+        if not dialogues:
+            return
+        last_id = dialogues[-1].pk
+        yield from _records_for(dialogues, labels, task_names, versions)
+
+
+def _records_for(
+    dialogues: list[Dialogue],
+    labels: dict[int, tuple[str, str]],
+    task_names: dict[int, str],
+    versions: dict[int, int],
+) -> Iterator[tuple[DialogueRecord, dict[int, dict[str, Any]]]]:
+    ids = [d.pk for d in dialogues]
+    turns: dict[int, TurnRecord] = {}
+    by_dialogue: dict[int, list[TurnRecord]] = defaultdict(list)
+    for pk, dialogue_id, position, speaker, text, timestamp in (
+        Utterance.objects.filter(dialogue_id__in=ids)
+        .order_by("dialogue_id", "position")
+        .values_list("pk", "dialogue_id", "position", "speaker", "text", "timestamp")
+    ):
+        turn = TurnRecord(position, speaker, text, timestamp)
+        turns[pk] = turn
+        by_dialogue[dialogue_id].append(turn)
+    for utt_id, task_id, prompt, model, label_id, confidence, distribution in (
+        LlmLabel.objects.filter(utterance__dialogue_id__in=ids)
+        .order_by("utterance_id", "task_id", "prompt", "model")
+        .values_list("utterance_id", "task_id", "prompt", "model", "label_id", "confidence",
+                     "distribution")
+    ):  # fmt: skip
+        answer = LlmAnswer(prompt, model, labels[label_id][1], confidence, distribution)
+        turns[utt_id].llm.setdefault(task_names[task_id], []).append(answer)
+    for utt_id, task_id, label_id, name, username, created_at in (
+        HumanLabel.objects.filter(utterance__dialogue_id__in=ids)
+        .order_by("utterance_id", "task_id", "created_at", "pk")
+        .values_list("utterance_id", "task_id", "label_id", "annotator_name",
+                     "annotator__username", "created_at")
+    ):  # fmt: skip
+        human = HumanAnswer(labels[label_id][1], name or username or "", created_at)
+        turns[utt_id].human.setdefault(task_names[task_id], []).append(human)
+    predictions: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for utt_id, task_id, version_id, label_id, probabilities, trust, dialogue_id in (
+        Prediction.objects.filter(utterance__dialogue_id__in=ids, model_version_id__in=versions)
+        .values_list("utterance_id", "task_id", "model_version_id", "label_id", "probabilities",
+                     "trust", "utterance__dialogue_id")
+    ):  # fmt: skip
+        predictions[dialogue_id].setdefault(turns[utt_id].position, {})[task_names[task_id]] = {
+            "label": labels[label_id][1],
+            "probabilities": probabilities,
+            "trust": trust,
+            "model_version": versions[version_id],
+        }
+    for dialogue in dialogues:
+        record = DialogueRecord(dialogue.external_id, 0, dialogue.metadata, by_dialogue[dialogue.pk])
+        yield record, predictions.get(dialogue.pk, {})
+
+
+def export_csv_header(*, project: Project) -> list[str]:
+    return csv_header(project_schema(project=project), llm_sources(project=project))
+
+
+__all__ = [
+    "export_csv_header",
+    "llm_sources",
+    "project_overview",
+    "project_role",
+    "project_schema",
+    "projects_for_user",
+    "transcript_records",
+]

@@ -1,0 +1,498 @@
+"""Services: every write Parley makes goes through a function here (`<entity>_<action>`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import string
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from learner.ensemble import agreement, soft_label
+
+from . import selectors
+from .models import (
+    ApiToken,
+    Dialogue,
+    HumanLabel,
+    ImportJob,
+    Label,
+    LabelTask,
+    LlmLabel,
+    Membership,
+    Project,
+    SoftLabel,
+    Utterance,
+)
+from .transcripts import PARSERS, DialogueRecord, LlmAnswer, TranscriptError, format_for
+
+logger = logging.getLogger(__name__)
+
+LABEL_KEYS = "1234567890" + string.ascii_lowercase.replace("s", "").replace("f", "").replace("u", "")
+"""Default keyboard keys for labels, in order. S, F and U are the queue's skip/flag/undo."""
+
+
+# --- Projects, people, tokens ---------------------------------------------------------------
+
+
+@transaction.atomic
+def project_create(
+    *,
+    name: str,
+    slug: str,
+    tasks: dict[str, Sequence[str | tuple[str, str]]],
+    description: str = "",
+) -> Project:
+    """A project with its label tasks; each label is a value or (value, description)."""
+    project = Project.objects.create(name=name, slug=slug, description=description)
+    for task_name, labels in tasks.items():
+        label_task_create(project=project, name=task_name, labels=labels)
+    return project
+
+
+@transaction.atomic
+def label_task_create(
+    *, project: Project, name: str, labels: Sequence[str | tuple[str, str]], guidelines: str = ""
+) -> LabelTask:
+    if len(labels) > len(LABEL_KEYS):
+        raise ValueError(f"a task has at most {len(LABEL_KEYS)} labels")
+    task = LabelTask.objects.create(project=project, name=name, guidelines=guidelines)
+    Label.objects.bulk_create(
+        Label(
+            task=task,
+            value=label if isinstance(label, str) else label[0],
+            description="" if isinstance(label, str) else label[1],
+            key=LABEL_KEYS[i],
+            order=i,
+        )
+        for i, label in enumerate(labels)
+    )
+    return task
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+    """A new token for `user`. The secret is returned once and never stored."""
+    key = ApiToken.generate_key()
+    token = ApiToken.objects.create(
+        user=user, name=name, key_hash=ApiToken.hash_key(key), hint=key[:8]
+    )
+    return token, key
+
+
+def api_token_authenticate(*, key: str) -> Any | None:
+    """The active user a token belongs to, or None; records when the token was used."""
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=ApiToken.hash_key(key), revoked=False, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.user
+
+
+# --- Import ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    utterances: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "utterances": self.utterances,
+        }
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def transcripts_import(
+    *,
+    project: Project,
+    stream: IO[bytes],
+    name: str,
+    fmt: str | None = None,
+    update: bool = False,
+    on_progress: ProgressCallback | None = None,
+    chunk_utterances: int = 5000,
+) -> ImportResult:
+    """Import a JSONL or CSV transcript file into `project`, all or nothing.
+
+    The file is parsed as a stream and written in chunks with bulk inserts inside one
+    transaction, so memory stays flat and a problem anywhere leaves the database unchanged.
+    Known dialogue ids are skipped, or updated when `update` is set: their metadata, the text
+    of their turns and, for every task the file gives, the LLM labels are replaced; human labels
+    are only ever added.
+
+    Raises:
+        TranscriptError: the file is malformed; the message names the file, line and field.
+    """
+    fmt = fmt or format_for(name)
+    if fmt not in PARSERS:
+        raise TranscriptError(f"unknown format {fmt!r} (jsonl or csv)", file=name)
+    total = _stream_size(stream)
+    if total > settings.PARLEY_IMPORT_MAX_FILE_MB * 1024 * 1024:
+        raise TranscriptError(
+            f"file is larger than the limit of {settings.PARLEY_IMPORT_MAX_FILE_MB} MB", file=name
+        )
+    schema = selectors.project_schema(project=project)
+    records = PARSERS[fmt](
+        stream,
+        name=name,
+        schema=schema,
+        max_line_bytes=settings.PARLEY_IMPORT_MAX_LINE_KB * 1024,
+    )
+    writer = _ImportWriter(project, update=update)
+    with transaction.atomic():
+        chunk: list[DialogueRecord] = []
+        size = 0
+        for record in records:
+            chunk.append(record)
+            size += record.n_utterances
+            if size >= chunk_utterances:
+                writer.write(chunk)
+                chunk, size = [], 0
+                if on_progress:
+                    on_progress(stream.tell(), total)
+        if chunk:
+            writer.write(chunk)
+    if on_progress:
+        on_progress(total, total)
+    return writer.result
+
+
+def _stream_size(stream: IO[bytes]) -> int:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        position = stream.tell()
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(position)
+        return size
+
+
+class _ImportWriter:
+    """Writes parsed dialogues of one project in bulk; keeps the running counts."""
+
+    def __init__(self, project: Project, *, update: bool) -> None:
+        self.project = project
+        self.update = update
+        self.result = ImportResult()
+        self.now = timezone.now()
+        self.task_ids: dict[str, int] = {}
+        self.label_ids: dict[tuple[str, str], int] = {}
+        self.labels: dict[str, list[str]] = {}
+        for label in Label.objects.filter(task__project=project).select_related("task"):
+            self.task_ids[label.task.name] = label.task_id
+            self.label_ids[(label.task.name, label.value)] = label.pk
+            self.labels.setdefault(label.task.name, []).append(label.value)
+
+    def write(self, records: list[DialogueRecord]) -> None:
+        known = dict(
+            Dialogue.objects.filter(
+                project=self.project, external_id__in=[r.external_id for r in records]
+            ).values_list("external_id", "id")
+        )
+        new = [r for r in records if r.external_id not in known]
+        old = [r for r in records if r.external_id in known]
+        users = self._users(records)
+        if new:
+            self._create(new, users)
+        if old and self.update:
+            self._update(old, known, users)
+        elif old:
+            self.result.skipped += len(old)
+
+    def _users(self, records: list[DialogueRecord]) -> dict[str, int]:
+        names = {
+            h.annotator
+            for r in records
+            for t in r.turns
+            for answers in t.human.values()
+            for h in answers
+            if h.annotator
+        }
+        if not names:
+            return {}
+        user_model = get_user_model()
+        return dict(
+            user_model.objects.filter(username__in=names).values_list("username", "id")
+        )
+
+    def _create(self, records: list[DialogueRecord], users: dict[str, int]) -> None:
+        dialogues = Dialogue.objects.bulk_create(
+            Dialogue(project=self.project, external_id=r.external_id, metadata=r.metadata)
+            for r in records
+        )
+        utterances = [
+            Utterance(
+                dialogue_id=d.pk,
+                position=t.position,
+                speaker=t.speaker,
+                text=t.text,
+                timestamp=t.timestamp,
+            )
+            for d, r in zip(dialogues, records, strict=True)
+            for t in r.turns
+        ]
+        Utterance.objects.bulk_create(utterances, batch_size=5000)
+        turns = [t for r in records for t in r.turns]
+        pairs = [(u.pk, t) for u, t in zip(utterances, turns, strict=True)]
+        self._write_labels(pairs, users)
+        self.result.created += len(records)
+        self.result.utterances += len(utterances)
+
+    def _update(
+        self, records: list[DialogueRecord], known: dict[str, int], users: dict[str, int]
+    ) -> None:
+        ids = [known[r.external_id] for r in records]
+        existing = {
+            (u.dialogue_id, u.position): u for u in Utterance.objects.filter(dialogue_id__in=ids)
+        }
+        changed_dialogues = []
+        for record in records:
+            dialogue = Dialogue(pk=known[record.external_id], metadata=record.metadata)
+            dialogue.updated_at = self.now
+            changed_dialogues.append(dialogue)
+        Dialogue.objects.bulk_update(changed_dialogues, ["metadata", "updated_at"])
+
+        to_update: list[Utterance] = []
+        to_create: list[tuple[Utterance, Any]] = []
+        for record in records:
+            for turn in record.turns:
+                utt = existing.get((known[record.external_id], turn.position))
+                if utt is None:
+                    new = Utterance(
+                        dialogue_id=known[record.external_id],
+                        position=turn.position,
+                        speaker=turn.speaker,
+                        text=turn.text,
+                        timestamp=turn.timestamp,
+                    )
+                    to_create.append((new, turn))
+                else:
+                    utt.speaker, utt.text, utt.timestamp = turn.speaker, turn.text, turn.timestamp
+                    to_update.append(utt)
+        Utterance.objects.bulk_update(to_update, ["speaker", "text", "timestamp"], batch_size=2000)
+        Utterance.objects.bulk_create([u for u, _ in to_create], batch_size=5000)
+
+        turn_of = {
+            (known[r.external_id], t.position): t for r in records for t in r.turns
+        }
+        pairs = [(u.pk, turn_of[(u.dialogue_id, u.position)]) for u in to_update]
+        # The file's LLM answers replace those stored for each task it gives.
+        for task_name, task_id in self.task_ids.items():
+            replaced = [pk for pk, turn in pairs if task_name in turn.llm]
+            if replaced:
+                LlmLabel.objects.filter(utterance_id__in=replaced, task_id=task_id).delete()
+                SoftLabel.objects.filter(utterance_id__in=replaced, task_id=task_id).delete()
+        pairs += [(u.pk, turn) for u, turn in to_create]
+        self._write_labels(pairs, users, skip_known_human=True)
+        self.result.updated += len(records)
+        self.result.utterances += len(pairs)
+
+    def _write_labels(
+        self, pairs: Iterable[tuple[int, Any]], users: dict[str, int], *, skip_known_human: bool = False
+    ) -> None:
+        pairs = list(pairs)
+        llm_rows: list[tuple[Any, ...]] = []
+        soft_rows: list[tuple[Any, ...]] = []
+        human_rows: list[tuple[Any, ...]] = []
+        known_human = self._known_human([pk for pk, _ in pairs]) if skip_known_human else set()
+        for utterance_id, turn in pairs:
+            for task_name, answers in turn.llm.items():
+                task_id = self.task_ids[task_name]
+                for a in answers:
+                    llm_rows.append((
+                        utterance_id, task_id, a.prompt, a.model,
+                        self.label_ids[(task_name, a.label)], a.confidence,
+                        json.dumps(a.distribution), self.now,
+                    ))  # fmt: skip
+                soft_rows.append(self._soft_row(utterance_id, task_name, answers))
+            for task_name, humans in turn.human.items():
+                task_id = self.task_ids[task_name]
+                for h in humans:
+                    label_id = self.label_ids[(task_name, h.label)]
+                    key = (utterance_id, task_id, label_id, h.annotator)
+                    if key in known_human or (*key, h.created_at) in known_human:
+                        continue
+                    human_rows.append((
+                        utterance_id, task_id, label_id, users.get(h.annotator), h.annotator,
+                        HumanLabel.Source.IMPORT.value, h.created_at or self.now,
+                    ))  # fmt: skip
+        _insert_rows(
+            LlmLabel,
+            ["utterance_id", "task_id", "prompt", "model", "label_id", "confidence",
+             "distribution", "created_at"],
+            llm_rows,
+        )  # fmt: skip
+        _insert_rows(
+            SoftLabel,
+            ["utterance_id", "task_id", "distribution", "label_id", "confidence", "agreement",
+             "n_sources", "updated_at"],
+            soft_rows,
+        )  # fmt: skip
+        _insert_rows(
+            HumanLabel,
+            ["utterance_id", "task_id", "label_id", "annotator_id", "annotator_name", "source",
+             "created_at"],
+            human_rows,
+        )  # fmt: skip
+
+    def _soft_row(self, utterance_id: int, task_name: str, answers: list[LlmAnswer]) -> tuple[Any, ...]:
+        labels = self.labels[task_name]
+        dists = [[a.distribution[label] for label in labels] for a in answers]
+        mean = soft_label(dists)
+        best = max(range(len(labels)), key=mean.__getitem__)
+        return (
+            utterance_id, self.task_ids[task_name], json.dumps(dict(zip(labels, mean, strict=True))),
+            self.label_ids[(task_name, labels[best])], mean[best], agreement(dists, mean),
+            len(answers), self.now,
+        )  # fmt: skip
+
+    def _known_human(self, utterance_ids: list[int]) -> set[tuple[Any, ...]]:
+        """Keys of imported human labels already stored, with and without their time."""
+        known: set[tuple[Any, ...]] = set()
+        rows = HumanLabel.objects.filter(
+            utterance_id__in=utterance_ids, source=HumanLabel.Source.IMPORT
+        ).values_list("utterance_id", "task_id", "label_id", "annotator_name", "created_at")
+        for *key, created_at in rows:
+            known.add(tuple(key))
+            known.add((*key, created_at))
+        return known
+
+
+def _insert_rows(model: type[Any], columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert plain rows: COPY on PostgreSQL, executemany elsewhere. No ids come back."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    cols = ", ".join(quote(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+
+
+# --- Import jobs (the admin upload and the API run through a worker) --------------------------
+
+
+def import_job_create(
+    *,
+    project: Project,
+    upload: UploadedFile,
+    user: AbstractBaseUser | None,
+    fmt: str | None = None,
+    update: bool = False,
+) -> ImportJob:
+    """Store an uploaded file and queue its import on a worker."""
+    from .tasks import import_transcripts
+
+    name = upload.name or "upload"
+    fmt = fmt or format_for(name)
+    if upload.size and upload.size > settings.PARLEY_IMPORT_MAX_FILE_MB * 1024 * 1024:
+        raise TranscriptError(
+            f"file is larger than the limit of {settings.PARLEY_IMPORT_MAX_FILE_MB} MB", file=name
+        )
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            project=project,
+            file=upload,
+            original_name=name,
+            format=fmt,
+            update_existing=update,
+            created_by=user,
+        )
+        import_transcripts.delay_on_commit(job.pk)
+    return job
+
+
+def import_job_execute(*, job_id: int) -> None:
+    """Run a queued import job; a job already claimed (a redelivery) is left alone."""
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
+        status=ImportJob.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return
+    job = ImportJob.objects.select_related("project").get(pk=job_id)
+
+    def progress(done: int, total: int) -> None:
+        cache.set(job.progress_cache_key, (done, total), timeout=24 * 3600)
+
+    try:
+        with job.file.open("rb") as stream:
+            result = transcripts_import(
+                project=job.project,
+                stream=stream,
+                name=job.original_name,
+                fmt=job.format,
+                update=job.update_existing,
+                on_progress=progress,
+            )
+    except TranscriptError as exc:
+        _import_job_finish(job_id, status=ImportJob.Status.FAILED, error=str(exc))
+        return
+    except Exception as exc:
+        logger.exception("import job %s failed", job_id)
+        _import_job_finish(job_id, status=ImportJob.Status.FAILED, error=f"internal error: {exc}")
+        raise
+    _import_job_finish(job_id, status=ImportJob.Status.SUCCEEDED, **result.as_dict())
+
+
+def _import_job_finish(job_id: int, **fields: Any) -> None:
+    ImportJob.objects.filter(pk=job_id).update(finished_at=timezone.now(), **fields)
+
+
+def import_job_progress(job: ImportJob) -> float:
+    """Share of the file read so far, 0..1."""
+    if job.is_finished:
+        return 1.0
+    value = cache.get(job.progress_cache_key)
+    if not value:
+        return 0.0
+    done, total = value
+    return min(1.0, done / total) if total else 0.0
+
+
+__all__ = [
+    "ImportResult",
+    "api_token_authenticate",
+    "api_token_create",
+    "import_job_create",
+    "import_job_execute",
+    "import_job_progress",
+    "label_task_create",
+    "membership_set",
+    "project_create",
+    "transcripts_import",
+]

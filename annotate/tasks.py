@@ -1,0 +1,21 @@
+"""Celery tasks: thin wrappers that take primary keys and call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from . import services
+
+
+@shared_task(
+    name="annotate.import_transcripts",
+    acks_late=True,  # the service claims the job with a conditional update: redelivery is a no-op
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=3 * 3600,
+    time_limit=3 * 3600 + 300,
+)
+def import_transcripts(job_id: int) -> None:
+    services.import_job_execute(job_id=job_id)

@@ -1,0 +1,38 @@
+"""Prompt-bank ensembles: soft labels and prompt agreement (DESIGN.md, "Learner").
+
+ȳ_i = mean_m p_m(·|i) is the ensemble soft label; a_i = 1 − mean_m TV(p_m, ȳ_i) the prompt
+agreement, where TV is the total-variation distance. Pure Python over short lists (a task has
+a handful of classes), so it is cheap per utterance and needs no numpy or torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def soft_label(distributions: Sequence[Sequence[float]]) -> list[float]:
+    """Mean of the per-prompt distributions.
+
+    Args:
+        distributions: M distributions over the same C classes, each summing to 1.
+
+    Returns:
+        The C-long mean distribution.
+    """
+    if not distributions:
+        raise ValueError("soft_label needs at least one distribution")
+    m = len(distributions)
+    return [sum(column) / m for column in zip(*distributions, strict=True)]
+
+
+def agreement(distributions: Sequence[Sequence[float]], mean: Sequence[float]) -> float:
+    """1 − the mean total-variation distance of each distribution from `mean`.
+
+    1.0 when every prompt gives the same distribution; lower as they spread apart.
+    """
+    if not distributions:
+        raise ValueError("agreement needs at least one distribution")
+    tv = [
+        0.5 * sum(abs(p - q) for p, q in zip(dist, mean, strict=True)) for dist in distributions
+    ]
+    return 1.0 - sum(tv) / len(tv)

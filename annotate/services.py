@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import orjson
 import logging
 import os
 import string
@@ -245,27 +245,29 @@ class _ImportWriter:
         )
 
     def _create(self, records: list[DialogueRecord], users: dict[str, int]) -> None:
-        dialogues = Dialogue.objects.bulk_create(
-            Dialogue(project=self.project, external_id=r.external_id, metadata=r.metadata)
-            for r in records
+        dialogue_ids = _allocate_ids(Dialogue, len(records))
+        _insert_rows(
+            Dialogue,
+            ["id", "project_id", "external_id", "metadata", "created_at", "updated_at"],
+            [
+                (pk, self.project.pk, r.external_id, _json(r.metadata), self.now, self.now)
+                for pk, r in zip(dialogue_ids, records, strict=True)
+            ],
         )
-        utterances = [
-            Utterance(
-                dialogue_id=d.pk,
-                position=t.position,
-                speaker=t.speaker,
-                text=t.text,
-                timestamp=t.timestamp,
-            )
-            for d, r in zip(dialogues, records, strict=True)
-            for t in r.turns
-        ]
-        Utterance.objects.bulk_create(utterances, batch_size=5000)
-        turns = [t for r in records for t in r.turns]
-        pairs = [(u.pk, t) for u, t in zip(utterances, turns, strict=True)]
+        turns = [(d, t) for d, r in zip(dialogue_ids, records, strict=True) for t in r.turns]
+        utterance_ids = _allocate_ids(Utterance, len(turns))
+        _insert_rows(
+            Utterance,
+            ["id", "dialogue_id", "position", "speaker", "text", "timestamp"],
+            [
+                (pk, d, t.position, t.speaker, t.text, t.timestamp)
+                for pk, (d, t) in zip(utterance_ids, turns, strict=True)
+            ],
+        )
+        pairs = [(pk, t) for pk, (_, t) in zip(utterance_ids, turns, strict=True)]
         self._write_labels(pairs, users)
         self.result.created += len(records)
-        self.result.utterances += len(utterances)
+        self.result.utterances += len(turns)
 
     def _update(
         self, records: list[DialogueRecord], known: dict[str, int], users: dict[str, int]
@@ -328,12 +330,20 @@ class _ImportWriter:
             for task_name, answers in turn.llm.items():
                 task_id = self.task_ids[task_name]
                 for a in answers:
+                    dist_json = _json(a.distribution)
                     llm_rows.append((
                         utterance_id, task_id, a.prompt, a.model,
-                        self.label_ids[(task_name, a.label)], a.confidence,
-                        json.dumps(a.distribution), self.now,
+                        self.label_ids[(task_name, a.label)], a.confidence, dist_json, self.now,
                     ))  # fmt: skip
-                soft_rows.append(self._soft_row(utterance_id, task_name, answers))
+                if len(answers) == 1:  # the ensemble of one answer is that answer
+                    dist = answers[0].distribution
+                    best = max(dist, key=dist.__getitem__)
+                    soft_rows.append((
+                        utterance_id, task_id, dist_json, self.label_ids[(task_name, best)],
+                        dist[best], 1.0, 1, self.now,
+                    ))  # fmt: skip
+                else:
+                    soft_rows.append(self._soft_row(utterance_id, task_name, answers))
             for task_name, humans in turn.human.items():
                 task_id = self.task_ids[task_name]
                 for h in humans:
@@ -370,7 +380,7 @@ class _ImportWriter:
         mean = soft_label(dists)
         best = max(range(len(labels)), key=mean.__getitem__)
         return (
-            utterance_id, self.task_ids[task_name], json.dumps(dict(zip(labels, mean, strict=True))),
+            utterance_id, self.task_ids[task_name], _json(dict(zip(labels, mean, strict=True))),
             self.label_ids[(task_name, labels[best])], mean[best], agreement(dists, mean),
             len(answers), self.now,
         )  # fmt: skip
@@ -387,6 +397,36 @@ class _ImportWriter:
         return known
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _allocate_ids(model: type[Any], n: int) -> list[int]:
+    """Reserve `n` primary keys of `model`'s table, so that rows can be copied in with them.
+
+    PostgreSQL: from the identity sequence (safe under concurrency). SQLite: after the
+    AUTOINCREMENT counter, which is safe because an import holds SQLite's write lock from
+    its first statement (IMMEDIATE transactions) and inserting explicit ids advances it.
+    """
+    if n == 0:
+        return []
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, n],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")
+            row = cursor.fetchone()
+        start = int(row[0]) + 1
+        return list(range(start, start + n))
+
+
 def _insert_rows(model: type[Any], columns: list[str], rows: list[tuple[Any, ...]]) -> None:
     """Insert plain rows: COPY on PostgreSQL, executemany elsewhere. No ids come back."""
     if not rows:
@@ -396,7 +436,11 @@ def _insert_rows(model: type[Any], columns: list[str], rows: list[tuple[Any, ...
     cols = ", ".join(quote(c) for c in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            from psycopg.copy import QueuedLibpqWriter
+
+            # The queued writer sends from a thread while this one formats the next rows.
+            raw = cursor.cursor
+            with raw.copy(f"COPY {table} ({cols}) FROM STDIN", writer=QueuedLibpqWriter(raw)) as copy:
                 for row in rows:
                     copy.write_row(row)
         else:

@@ -51,6 +51,7 @@ def envlist(name: str, default: str) -> list[str]:
 DATA_DIR = Path(envstr("PARLEY_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # The embedded SQLite file, the file cache and the filesystem broker all live here.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+(DATA_DIR / "staticfiles").mkdir(exist_ok=True)
 
 DEBUG = envbool("DJANGO_DEBUG", False)
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")

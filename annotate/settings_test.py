@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/parley")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Uploaded files must be shared with the worker processes the tests start: they inherit this.
+os.environ.setdefault("PARLEY_DATA_DIR", tempfile.mkdtemp(prefix="parley-test-"))
 
 from .settings import *  # noqa: E402, F403
 

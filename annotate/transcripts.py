@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import orjson
 from django.utils.dateparse import parse_datetime
 
 # Task name → its label values in display order.
@@ -361,8 +362,8 @@ def parse_jsonl(
             continue
         loc = _Located(name, number)
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
             raise loc.error("", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         record = _parse_dialogue_obj(loc, schema, obj)
         if record.external_id in seen:

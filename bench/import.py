@@ -1,0 +1,105 @@
+"""Import throughput and memory: generate a JSONL of N utterances, import it into PostgreSQL.
+
+    python -m bench.import --utterances 200000 [--database-url postgres://…]
+
+Runs the same service the `import_transcripts` command runs (`transcripts_import`), into a
+fresh scratch database that it drops afterwards. Each utterance carries a realistic label
+load: three per-prompt answers for `act` (label + confidence) and a four-class distribution
+for `sentiment`, so one utterance writes one Utterance row, four LlmLabel rows and two
+SoftLabel rows. Prints utterances per second and the peak RSS of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ACTS = ["inform", "question", "directive", "commissive"]
+SENTIMENTS = ["positive", "negative", "neutral"]
+WORDS = ("the order parcel refund arrived today please could you help me with my account "
+         "thanks a lot sorry to hear that when will it be delivered tomorrow morning").split()
+
+
+def generate(path: Path, utterances: int, seed: int = 0) -> int:
+    rng = random.Random(seed)
+    written = 0
+    n = 0
+    with path.open("w", encoding="utf-8") as out:
+        while written < utterances:
+            turns = []
+            for _ in range(min(rng.randint(4, 16), utterances - written)):
+                probs = [rng.random() for _ in SENTIMENTS]
+                total = sum(probs)
+                turns.append({
+                    "speaker": "AB"[len(turns) % 2],
+                    "text": " ".join(rng.choices(WORDS, k=rng.randint(4, 24))),
+                    "llm": {
+                        "act": [{"prompt": p, "label": rng.choice(ACTS), "confidence": round(rng.uniform(0.4, 1), 2)}
+                                for p in ("P1", "P2", "P3")],
+                        "sentiment": {"prompt": "P1", "distribution": {s: p / total for s, p in zip(SENTIMENTS, probs)}},
+                    },
+                })  # fmt: skip
+            out.write(json.dumps({"id": f"bench-{n}", "metadata": {"source": "bench"}, "turns": turns}) + "\n")
+            written += len(turns)
+            n += 1
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utterances", type=int, default=200_000)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"),
+                        help="A PostgreSQL server; a scratch database is created on it and dropped after.")  # fmt: skip
+    args = parser.parse_args()
+
+    import psycopg
+
+    scratch = f"parley_bench_{os.getpid()}"
+    admin_url = args.database_url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    base = admin_url.rsplit("/", 1)[0]
+    os.environ |= {"DATABASE_URL": f"{base}/{scratch}", "DJANGO_SETTINGS_MODULE": "annotate.settings",
+                   "DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-")}  # fmt: skip
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from annotate import services
+
+        call_command("migrate", verbosity=0)
+        project = services.project_create(name="Bench", slug="bench", tasks={"act": ACTS, "sentiment": SENTIMENTS})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.jsonl"
+            dialogues = generate(path, args.utterances)
+            size_mb = path.stat().st_size / 2**20
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            start = time.perf_counter()
+            with path.open("rb") as stream:
+                result = services.transcripts_import(project=project, stream=stream, name=path.name)
+            seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"file: {args.utterances:,} utterances in {dialogues:,} dialogues, {size_mb:.0f} MB JSONL")
+        print(f"imported: {result.utterances:,} utterances in {seconds:.1f} s "
+              f"= {result.utterances / seconds:,.0f} utterances/s")  # fmt: skip
+        print(f"peak RSS: {peak:.0f} MB (before the import: {rss_before:.0f} MB)")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

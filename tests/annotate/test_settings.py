@@ -1,0 +1,55 @@
+"""Settings come from the environment; bad values fail loudly; nothing configured = embedded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _settings(env: dict[str, str], expr: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "PARLEY_"))}  # fmt: skip
+    code = f"import annotate.settings as s; print({expr})"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True)  # fmt: skip
+
+
+def test_nothing_configured_runs_embedded(tmp_path):
+    out = _settings(
+        {"DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": str(tmp_path)},
+        "s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND']",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "django.db.backends.sqlite3", "filesystem://",
+        "django.core.cache.backends.filebased.FileBasedCache",
+    ]  # fmt: skip
+    assert (tmp_path / "broker").is_dir()
+
+
+def test_urls_move_it_onto_postgres_and_redis(tmp_path):
+    out = _settings(
+        {"DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": str(tmp_path),
+         "DATABASE_URL": "postgres://u@db:5432/parley", "REDIS_URL": "redis://r:6379/0"},
+        "s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL",
+    )  # fmt: skip
+    assert out.stdout.split() == ["django.db.backends.postgresql", "redis://r:6379/0"]
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe': use true or false"),
+    ({"DJANGO_DEBUG": "false"}, "DJANGO_SECRET_KEY must be set"),
+    ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_FILE_MB": "big"}, "expected an integer"),
+    ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_LINE_KB": "0"}, "must be at least 1"),
+    ({"DJANGO_DEBUG": "true", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+])  # fmt: skip
+def test_bad_values_fail_loudly(tmp_path, env, message):
+    out = _settings({**env, "PARLEY_DATA_DIR": str(tmp_path)}, "1")
+    assert out.returncode != 0
+    assert "ImproperlyConfigured" in out.stderr and message in out.stderr

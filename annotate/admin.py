@@ -92,14 +92,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ("hint", "created_at", "last_used_at")
     fields = ("user", "name", "revoked", "hint", "created_at", "last_used_at")
 
-    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ApiToken, form: Any, change: bool
+    ) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
         key = ApiToken.generate_key()
         obj.key_hash, obj.hint = ApiToken.hash_key(key), key[:8]
         super().save_model(request, obj, form, change)
-        messages.warning(request, f"The new token is {key} — copy it now, it is not shown again.")
+        messages.warning(
+            request, f"The new token is {key} — copy it now, it is not shown again."
+        )
 
 
 class UtteranceInline(admin.TabularInline):
@@ -134,7 +138,14 @@ class LlmLabelAdmin(admin.ModelAdmin):
 
 @admin.register(SoftLabel)
 class SoftLabelAdmin(admin.ModelAdmin):
-    list_display = ("utterance", "task", "label", "confidence", "agreement", "n_sources")
+    list_display = (
+        "utterance",
+        "task",
+        "label",
+        "confidence",
+        "agreement",
+        "n_sources",
+    )
     list_filter = ("task",)
     raw_id_fields = ("utterance",)
     list_select_related = ("utterance", "task", "label", "task__project")
@@ -173,7 +184,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class PredictionAdmin(admin.ModelAdmin):
     list_display = ("utterance", "task", "model_version", "label", "trust")
     raw_id_fields = ("utterance",)
-    list_select_related = ("utterance", "task", "model_version", "label", "task__project")
+    list_select_related = (
+        "utterance",
+        "task",
+        "model_version",
+        "label",
+        "task__project",
+    )
 
 
 @admin.register(ImportJob)
@@ -189,10 +206,15 @@ class ImportJobAdmin(admin.ModelAdmin):
     change_form_template = "admin/annotate/importjob/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ImportJob]:
-        return super().get_queryset(request).filter(project__in=_admin_projects(request))
+        return (
+            super().get_queryset(request).filter(project__in=_admin_projects(request))
+        )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(getattr(request.user, "is_staff", False)) and _admin_projects(request).exists()
+        return (
+            bool(getattr(request.user, "is_staff", False))
+            and _admin_projects(request).exists()
+        )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
@@ -211,12 +233,17 @@ class ImportJobAdmin(admin.ModelAdmin):
         ]  # fmt: skip
 
     def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+        self,
+        request: HttpRequest,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         if not self.has_add_permission(request):
             return HttpResponse(status=403)
         projects = _admin_projects(request)
-        form = ImportUploadForm(request.POST or None, request.FILES or None, projects=projects)
+        form = ImportUploadForm(
+            request.POST or None, request.FILES or None, projects=projects
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 job = services.import_job_create(
@@ -241,7 +268,9 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         job = get_object_or_404(self.get_queryset(request), pk=pk)
-        return render(request, "admin/annotate/importjob/_progress.html", _progress_context(job))
+        return render(
+            request, "admin/annotate/importjob/_progress.html", _progress_context(job)
+        )
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "",
@@ -249,9 +278,15 @@ class ImportJobAdmin(admin.ModelAdmin):
     ) -> HttpResponse:  # fmt: skip
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
         return super().change_view(
-            request, object_id, form_url, {**(extra_context or {}), **_progress_context(job)}
+            request,
+            object_id,
+            form_url,
+            {**(extra_context or {}), **_progress_context(job)},
         )
 
 
 def _progress_context(job: ImportJob) -> dict[str, Any]:
-    return {"job": job, "progress_percent": round(100 * services.import_job_progress(job))}
+    return {
+        "job": job,
+        "progress_percent": round(100 * services.import_job_progress(job)),
+    }

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -23,7 +24,7 @@ from .models import ImportJob
 from .transcripts import TranscriptError
 from .views import ADMINS, LEADS, export_response, get_project_for_user
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def token_required(view: View) -> View:
@@ -31,13 +32,15 @@ def token_required(view: View) -> View:
 
     @csrf_exempt
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         user = None
         if scheme.lower() in ("bearer", "token") and key:
             user = services.api_token_authenticate(key=key.strip())
         if user is None:
-            response = JsonResponse({"error": "a valid API token is required"}, status=401)
+            response = JsonResponse(
+                {"error": "a valid API token is required"}, status=401
+            )
             response["WWW-Authenticate"] = 'Bearer realm="parley"'
             return response
         request.user = user
@@ -72,7 +75,9 @@ def import_create(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = get_project_for_user(request.user, slug, roles=ADMINS)
     form = ApiImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        return JsonResponse({"error": "invalid request", "fields": form.errors}, status=400)
+        return JsonResponse(
+            {"error": "invalid request", "fields": form.errors}, status=400
+        )
     try:
         job = services.import_job_create(
             project=project,
@@ -98,7 +103,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @token_required
 @require_GET
-def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponseBase:
     project, _ = get_project_for_user(request.user, slug, roles=LEADS)
     return export_response(project, fmt)
 

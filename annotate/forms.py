@@ -13,7 +13,9 @@ from .transcripts import TranscriptError, format_for
 
 class ImportUploadForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.none())
-    file = forms.FileField(help_text="JSONL (one dialogue per line) or CSV (one utterance per row).")
+    file = forms.FileField(
+        help_text="JSONL (one dialogue per line) or CSV (one utterance per row)."
+    )
     format = forms.ChoiceField(
         choices=[("", "From the file name"), *ImportJob.Format.choices], required=False
     )

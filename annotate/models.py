@@ -40,7 +40,7 @@ class Project(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(
+    members: models.ManyToManyField[Any, Any] = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
 
@@ -52,7 +52,9 @@ class Project(models.Model):
 
 
 class Membership(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="memberships"
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -60,7 +62,9 @@ class Membership(models.Model):
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+            models.UniqueConstraint(
+                fields=["project", "user"], name="membership_unique"
+            ),
             models.CheckConstraint(
                 condition=Q(role__in=Role.values), name="membership_role_valid"
             ),
@@ -80,7 +84,9 @@ class ApiToken(models.Model):
     )
     name = models.CharField(max_length=100)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    hint = models.CharField(max_length=12, editable=False, help_text="First characters.")
+    hint = models.CharField(
+        max_length=12, editable=False, help_text="First characters."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked = models.BooleanField(default=False)
@@ -101,17 +107,24 @@ class LabelTask(models.Model):
     """One labelling question asked of every utterance (dialogue act, sentiment, …)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
-    name = models.SlugField(max_length=50, help_text="Key used in import files, e.g. 'act'.")
+    name = models.SlugField(
+        max_length=50, help_text="Key used in import files, e.g. 'act'."
+    )
     title = models.CharField(max_length=200, blank=True)
-    guidelines = models.TextField(blank=True, help_text="Annotation guidelines (Markdown).")
+    guidelines = models.TextField(
+        blank=True, help_text="Annotation guidelines (Markdown)."
+    )
     hide_suggestion = models.BooleanField(
-        default=False, help_text="Hide the LLM suggestion from annotators (avoids anchoring)."
+        default=False,
+        help_text="Hide the LLM suggestion from annotators (avoids anchoring).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["project", "name"], name="labeltask_unique_name"),
+            models.UniqueConstraint(
+                fields=["project", "name"], name="labeltask_unique_name"
+            ),
         ]
         ordering: ClassVar = ["project", "name"]
 
@@ -125,12 +138,16 @@ class Label(models.Model):
     task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="labels")
     value = models.CharField(max_length=100)
     description = models.TextField(blank=True)
-    key = models.CharField(max_length=1, help_text="Keyboard key that picks this label.")
+    key = models.CharField(
+        max_length=1, help_text="Keyboard key that picks this label."
+    )
     order = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["task", "value"], name="label_unique_value"),
+            models.UniqueConstraint(
+                fields=["task", "value"], name="label_unique_value"
+            ),
             models.UniqueConstraint(fields=["task", "key"], name="label_unique_key"),
         ]
         ordering: ClassVar = ["task", "order", "pk"]
@@ -142,7 +159,9 @@ class Label(models.Model):
 class PromptTemplate(models.Model):
     """One prompt of a task's prompt bank."""
 
-    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="prompts")
+    task = models.ForeignKey(
+        LabelTask, on_delete=models.CASCADE, related_name="prompts"
+    )
     name = models.CharField(max_length=50)
     template = models.TextField()
     context_turns = models.PositiveIntegerField(
@@ -161,7 +180,9 @@ class PromptTemplate(models.Model):
 
 
 class Dialogue(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dialogues")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="dialogues"
+    )
     external_id = models.CharField(max_length=200)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -179,7 +200,9 @@ class Dialogue(models.Model):
 
 
 class Utterance(models.Model):
-    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="utterances")
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="utterances"
+    )
     position = models.PositiveIntegerField()
     speaker = models.CharField(max_length=100)
     text = models.TextField()
@@ -208,7 +231,9 @@ class LlmLabel(models.Model):
     utterance = models.ForeignKey(
         Utterance, on_delete=models.CASCADE, related_name="llm_labels", db_index=False
     )
-    task = models.ForeignKey(LabelTask, related_name="llm_labels", **BULK_FK(models.CASCADE))
+    task = models.ForeignKey(
+        LabelTask, related_name="llm_labels", **BULK_FK(models.CASCADE)
+    )
     prompt = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=100, blank=True)
     label = models.ForeignKey(Label, related_name="+", **BULK_FK(models.PROTECT))
@@ -219,7 +244,8 @@ class LlmLabel(models.Model):
     class Meta:
         constraints: ClassVar = [
             models.UniqueConstraint(
-                fields=["utterance", "task", "prompt", "model"], name="llmlabel_unique_source"
+                fields=["utterance", "task", "prompt", "model"],
+                name="llmlabel_unique_source",
             ),
             models.CheckConstraint(
                 condition=Q(confidence__isnull=True)
@@ -229,6 +255,9 @@ class LlmLabel(models.Model):
         ]
         indexes: ClassVar = [models.Index(fields=["task", "prompt"])]
 
+    def __str__(self) -> str:
+        return f"{self.prompt or 'answer'} → label {self.label_id} (utterance {self.utterance_id})"
+
 
 class SoftLabel(models.Model):
     """The prompt-bank ensemble for one utterance and task: mean distribution and agreement."""
@@ -236,19 +265,28 @@ class SoftLabel(models.Model):
     utterance = models.ForeignKey(
         Utterance, on_delete=models.CASCADE, related_name="soft_labels", db_index=False
     )
-    task = models.ForeignKey(LabelTask, related_name="soft_labels", **BULK_FK(models.CASCADE))
+    task = models.ForeignKey(
+        LabelTask, related_name="soft_labels", **BULK_FK(models.CASCADE)
+    )
     distribution = models.JSONField()
     label = models.ForeignKey(Label, related_name="+", **BULK_FK(models.PROTECT))
     confidence = models.FloatField(help_text="Probability of the ensemble label.")
-    agreement = models.FloatField(help_text="1 − mean total-variation distance to the mean.")
+    agreement = models.FloatField(
+        help_text="1 − mean total-variation distance to the mean."
+    )
     n_sources = models.PositiveIntegerField()
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["utterance", "task"], name="softlabel_unique"),
+            models.UniqueConstraint(
+                fields=["utterance", "task"], name="softlabel_unique"
+            ),
         ]
         indexes: ClassVar = [models.Index(fields=["task", "confidence"])]
+
+    def __str__(self) -> str:
+        return f"soft label {self.label_id} (utterance {self.utterance_id})"
 
 
 class HumanLabel(models.Model):
@@ -262,7 +300,9 @@ class HumanLabel(models.Model):
     utterance = models.ForeignKey(
         Utterance, on_delete=models.PROTECT, related_name="human_labels"
     )
-    task = models.ForeignKey(LabelTask, on_delete=models.PROTECT, related_name="human_labels")
+    task = models.ForeignKey(
+        LabelTask, on_delete=models.PROTECT, related_name="human_labels"
+    )
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -272,9 +312,13 @@ class HumanLabel(models.Model):
         related_name="human_labels",
     )
     annotator_name = models.CharField(
-        max_length=150, blank=True, help_text="Who answered, for labels imported from a file."
+        max_length=150,
+        blank=True,
+        help_text="Who answered, for labels imported from a file.",
     )
-    source = models.CharField(max_length=16, choices=Source.choices, default=Source.ANNOTATION)
+    source = models.CharField(
+        max_length=16, choices=Source.choices, default=Source.ANNOTATION
+    )
     created_at = models.DateTimeField()
 
     class Meta:
@@ -289,6 +333,9 @@ class HumanLabel(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.annotator_name or self.annotator_id}: label {self.label_id} (utterance {self.utterance_id})"
+
 
 class TrainingRun(models.Model):
     class Status(models.TextChoices):
@@ -300,8 +347,12 @@ class TrainingRun(models.Model):
 
     ACTIVE_STATUSES: ClassVar = (Status.QUEUED, Status.RUNNING)
 
-    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="training_runs")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    task = models.ForeignKey(
+        LabelTask, on_delete=models.CASCADE, related_name="training_runs"
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     progress = models.FloatField(default=0.0)
@@ -321,7 +372,8 @@ class TrainingRun(models.Model):
                 name="trainingrun_one_active_per_task",
             ),
             models.CheckConstraint(
-                condition=Q(progress__gte=0.0, progress__lte=1.0), name="trainingrun_progress"
+                condition=Q(progress__gte=0.0, progress__lte=1.0),
+                name="trainingrun_progress",
             ),
         ]
         ordering: ClassVar = ["-created_at"]
@@ -331,9 +383,15 @@ class TrainingRun(models.Model):
 
 
 class ModelVersion(models.Model):
-    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="model_versions")
+    task = models.ForeignKey(
+        LabelTask, on_delete=models.CASCADE, related_name="model_versions"
+    )
     run = models.OneToOneField(
-        TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="model_version"
+        TrainingRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="model_version",
     )
     version = models.PositiveIntegerField()
     artifact_path = models.CharField(max_length=500)
@@ -343,9 +401,13 @@ class ModelVersion(models.Model):
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["task", "version"], name="modelversion_unique"),
             models.UniqueConstraint(
-                fields=["task"], condition=Q(is_active=True), name="modelversion_one_active"
+                fields=["task", "version"], name="modelversion_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=Q(is_active=True),
+                name="modelversion_one_active",
             ),
         ]
         ordering: ClassVar = ["task", "-version"]
@@ -357,15 +419,21 @@ class ModelVersion(models.Model):
 class Prediction(models.Model):
     """The student's output for one utterance, stamped with the model version that made it."""
 
-    utterance = models.ForeignKey(Utterance, on_delete=models.CASCADE, related_name="predictions")
-    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="predictions")
+    utterance = models.ForeignKey(
+        Utterance, on_delete=models.CASCADE, related_name="predictions"
+    )
+    task = models.ForeignKey(
+        LabelTask, on_delete=models.CASCADE, related_name="predictions"
+    )
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="predictions"
     )
     probabilities = models.JSONField()
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
     trust = models.FloatField(
-        null=True, blank=True, help_text="Estimated probability that the LLM label is right."
+        null=True,
+        blank=True,
+        help_text="Estimated probability that the LLM label is right.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -381,6 +449,9 @@ class Prediction(models.Model):
         ]
         indexes: ClassVar = [models.Index(fields=["model_version", "trust"])]
 
+    def __str__(self) -> str:
+        return f"v{self.model_version_id}: label {self.label_id} (utterance {self.utterance_id})"
+
 
 class ImportJob(models.Model):
     """One uploaded transcript file, imported by a Celery worker."""
@@ -395,14 +466,19 @@ class ImportJob(models.Model):
         JSONL = "jsonl", "JSONL"
         CSV = "csv", "CSV"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="import_jobs"
+    )
     file = models.FileField(upload_to="imports/%Y/%m/")
     original_name = models.CharField(max_length=255)
     format = models.CharField(max_length=8, choices=Format.choices)
     update_existing = models.BooleanField(
-        default=False, help_text="Update dialogues whose id is already known instead of skipping."
+        default=False,
+        help_text="Update dialogues whose id is already known instead of skipping.",
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
     created = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from .models import (
@@ -22,10 +22,17 @@ from .models import (
     Role,
     Utterance,
 )
-from .transcripts import DialogueRecord, HumanAnswer, LlmAnswer, Schema, TurnRecord, csv_header
+from .transcripts import (
+    DialogueRecord,
+    HumanAnswer,
+    LlmAnswer,
+    Schema,
+    TurnRecord,
+    csv_header,
+)
 
 
-def project_role(*, user: AbstractBaseUser | AnonymousUser, project: Project) -> str | None:
+def project_role(*, user: User | AnonymousUser, project: Project) -> str | None:
     """The user's role in the project; superusers act as admins everywhere."""
     if not user.is_authenticated:
         return None
@@ -38,7 +45,7 @@ def project_role(*, user: AbstractBaseUser | AnonymousUser, project: Project) ->
     )
 
 
-def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
+def projects_for_user(*, user: User) -> QuerySet[Project]:
     """The projects a user may see, with counts for the project list."""
     projects = Project.objects.all()
     if not getattr(user, "is_superuser", False):
@@ -104,7 +111,9 @@ def transcript_records(
         label.pk: (label.task.name, label.value)
         for label in Label.objects.filter(task__project=project).select_related("task")
     }
-    task_names = dict(LabelTask.objects.filter(project=project).values_list("pk", "name"))
+    task_names = dict(
+        LabelTask.objects.filter(project=project).values_list("pk", "name")
+    )
     versions = dict(
         ModelVersion.objects.filter(task__project=project, is_active=True).values_list(
             "pk", "version"
@@ -113,7 +122,9 @@ def transcript_records(
     last_id = 0
     while True:
         dialogues = list(
-            Dialogue.objects.filter(project=project, pk__gt=last_id).order_by("pk")[:batch_size]
+            Dialogue.objects.filter(project=project, pk__gt=last_id).order_by("pk")[
+                :batch_size
+            ]
         )
         if not dialogues:
             return
@@ -160,14 +171,18 @@ def _records_for(
         .values_list("utterance_id", "task_id", "model_version_id", "label_id", "probabilities",
                      "trust", "utterance__dialogue_id")
     ):  # fmt: skip
-        predictions[dialogue_id].setdefault(turns[utt_id].position, {})[task_names[task_id]] = {
+        predictions[dialogue_id].setdefault(turns[utt_id].position, {})[
+            task_names[task_id]
+        ] = {
             "label": labels[label_id][1],
             "probabilities": probabilities,
             "trust": trust,
             "model_version": versions[version_id],
         }
     for dialogue in dialogues:
-        record = DialogueRecord(dialogue.external_id, 0, dialogue.metadata, by_dialogue[dialogue.pk])
+        record = DialogueRecord(
+            dialogue.external_id, 0, dialogue.metadata, by_dialogue[dialogue.pk]
+        )
         yield record, predictions.get(dialogue.pk, {})
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import orjson
 import logging
 import os
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
@@ -38,7 +38,9 @@ from .transcripts import PARSERS, DialogueRecord, LlmAnswer, TranscriptError, fo
 
 logger = logging.getLogger(__name__)
 
-LABEL_KEYS = "1234567890" + string.ascii_lowercase.replace("s", "").replace("f", "").replace("u", "")
+LABEL_KEYS = "1234567890" + string.ascii_lowercase.replace("s", "").replace(
+    "f", ""
+).replace("u", "")
 """Default keyboard keys for labels, in order. S, F and U are the queue's skip/flag/undo."""
 
 
@@ -50,7 +52,7 @@ def project_create(
     *,
     name: str,
     slug: str,
-    tasks: dict[str, Sequence[str | tuple[str, str]]],
+    tasks: Mapping[str, Sequence[str | tuple[str, str]]],
     description: str = "",
 ) -> Project:
     """A project with its label tasks; each label is a value or (value, description)."""
@@ -62,7 +64,11 @@ def project_create(
 
 @transaction.atomic
 def label_task_create(
-    *, project: Project, name: str, labels: Sequence[str | tuple[str, str]], guidelines: str = ""
+    *,
+    project: Project,
+    name: str,
+    labels: Sequence[str | tuple[str, str]],
+    guidelines: str = "",
 ) -> LabelTask:
     if len(labels) > len(LABEL_KEYS):
         raise ValueError(f"a task has at most {len(LABEL_KEYS)} labels")
@@ -80,14 +86,14 @@ def label_task_create(
     return task
 
 
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def membership_set(*, project: Project, user: User, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )
     return membership
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """A new token for `user`. The secret is returned once and never stored."""
     key = ApiToken.generate_key()
     token = ApiToken.objects.create(
@@ -158,7 +164,8 @@ def transcripts_import(
     total = _stream_size(stream)
     if total > settings.PARLEY_IMPORT_MAX_FILE_MB * 1024 * 1024:
         raise TranscriptError(
-            f"file is larger than the limit of {settings.PARLEY_IMPORT_MAX_FILE_MB} MB", file=name
+            f"file is larger than the limit of {settings.PARLEY_IMPORT_MAX_FILE_MB} MB",
+            file=name,
         )
     schema = selectors.project_schema(project=project)
     records = PARSERS[fmt](
@@ -250,11 +257,20 @@ class _ImportWriter:
             Dialogue,
             ["id", "project_id", "external_id", "metadata", "created_at", "updated_at"],
             [
-                (pk, self.project.pk, r.external_id, _json(r.metadata), self.now, self.now)
+                (
+                    pk,
+                    self.project.pk,
+                    r.external_id,
+                    _json(r.metadata),
+                    self.now,
+                    self.now,
+                )
                 for pk, r in zip(dialogue_ids, records, strict=True)
             ],
         )
-        turns = [(d, t) for d, r in zip(dialogue_ids, records, strict=True) for t in r.turns]
+        turns = [
+            (d, t) for d, r in zip(dialogue_ids, records, strict=True) for t in r.turns
+        ]
         utterance_ids = _allocate_ids(Utterance, len(turns))
         _insert_rows(
             Utterance,
@@ -270,11 +286,15 @@ class _ImportWriter:
         self.result.utterances += len(turns)
 
     def _update(
-        self, records: list[DialogueRecord], known: dict[str, int], users: dict[str, int]
+        self,
+        records: list[DialogueRecord],
+        known: dict[str, int],
+        users: dict[str, int],
     ) -> None:
         ids = [known[r.external_id] for r in records]
         existing = {
-            (u.dialogue_id, u.position): u for u in Utterance.objects.filter(dialogue_id__in=ids)
+            (u.dialogue_id, u.position): u
+            for u in Utterance.objects.filter(dialogue_id__in=ids)
         }
         changed_dialogues = []
         for record in records:
@@ -298,9 +318,15 @@ class _ImportWriter:
                     )
                     to_create.append((new, turn))
                 else:
-                    utt.speaker, utt.text, utt.timestamp = turn.speaker, turn.text, turn.timestamp
+                    utt.speaker, utt.text, utt.timestamp = (
+                        turn.speaker,
+                        turn.text,
+                        turn.timestamp,
+                    )
                     to_update.append(utt)
-        Utterance.objects.bulk_update(to_update, ["speaker", "text", "timestamp"], batch_size=2000)
+        Utterance.objects.bulk_update(
+            to_update, ["speaker", "text", "timestamp"], batch_size=2000
+        )
         Utterance.objects.bulk_create([u for u, _ in to_create], batch_size=5000)
 
         turn_of = {
@@ -311,21 +337,31 @@ class _ImportWriter:
         for task_name, task_id in self.task_ids.items():
             replaced = [pk for pk, turn in pairs if task_name in turn.llm]
             if replaced:
-                LlmLabel.objects.filter(utterance_id__in=replaced, task_id=task_id).delete()
-                SoftLabel.objects.filter(utterance_id__in=replaced, task_id=task_id).delete()
+                LlmLabel.objects.filter(
+                    utterance_id__in=replaced, task_id=task_id
+                ).delete()
+                SoftLabel.objects.filter(
+                    utterance_id__in=replaced, task_id=task_id
+                ).delete()
         pairs += [(u.pk, turn) for u, turn in to_create]
         self._write_labels(pairs, users, skip_known_human=True)
         self.result.updated += len(records)
         self.result.utterances += len(pairs)
 
     def _write_labels(
-        self, pairs: Iterable[tuple[int, Any]], users: dict[str, int], *, skip_known_human: bool = False
+        self,
+        pairs: Iterable[tuple[int, Any]],
+        users: dict[str, int],
+        *,
+        skip_known_human: bool = False,
     ) -> None:
         pairs = list(pairs)
         llm_rows: list[tuple[Any, ...]] = []
         soft_rows: list[tuple[Any, ...]] = []
         human_rows: list[tuple[Any, ...]] = []
-        known_human = self._known_human([pk for pk, _ in pairs]) if skip_known_human else set()
+        known_human = (
+            self._known_human([pk for pk, _ in pairs]) if skip_known_human else set()
+        )
         for utterance_id, turn in pairs:
             for task_name, answers in turn.llm.items():
                 task_id = self.task_ids[task_name]
@@ -374,7 +410,9 @@ class _ImportWriter:
             human_rows,
         )  # fmt: skip
 
-    def _soft_row(self, utterance_id: int, task_name: str, answers: list[LlmAnswer]) -> tuple[Any, ...]:
+    def _soft_row(
+        self, utterance_id: int, task_name: str, answers: list[LlmAnswer]
+    ) -> tuple[Any, ...]:
         labels = self.labels[task_name]
         dists = [[a.distribution[label] for label in labels] for a in answers]
         mean = soft_label(dists)
@@ -390,7 +428,9 @@ class _ImportWriter:
         known: set[tuple[Any, ...]] = set()
         rows = HumanLabel.objects.filter(
             utterance_id__in=utterance_ids, source=HumanLabel.Source.IMPORT
-        ).values_list("utterance_id", "task_id", "label_id", "annotator_name", "created_at")
+        ).values_list(
+            "utterance_id", "task_id", "label_id", "annotator_name", "created_at"
+        )
         for *key, created_at in rows:
             known.add(tuple(key))
             known.add((*key, created_at))
@@ -421,13 +461,17 @@ def _allocate_ids(model: type[Any], n: int) -> list[int]:
         cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
         row = cursor.fetchone()
         if row is None:
-            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")
+            cursor.execute(
+                f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}"
+            )
             row = cursor.fetchone()
         start = int(row[0]) + 1
         return list(range(start, start + n))
 
 
-def _insert_rows(model: type[Any], columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+def _insert_rows(
+    model: type[Any], columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
     """Insert plain rows: COPY on PostgreSQL, executemany elsewhere. No ids come back."""
     if not rows:
         return
@@ -440,7 +484,9 @@ def _insert_rows(model: type[Any], columns: list[str], rows: list[tuple[Any, ...
 
             # The queued writer sends from a thread while this one formats the next rows.
             raw = cursor.cursor
-            with raw.copy(f"COPY {table} ({cols}) FROM STDIN", writer=QueuedLibpqWriter(raw)) as copy:
+            with raw.copy(
+                f"COPY {table} ({cols}) FROM STDIN", writer=QueuedLibpqWriter(raw)
+            ) as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
@@ -455,7 +501,7 @@ def import_job_create(
     *,
     project: Project,
     upload: UploadedFile,
-    user: AbstractBaseUser | None,
+    user: User | None,
     fmt: str | None = None,
     update: bool = False,
 ) -> ImportJob:
@@ -466,7 +512,8 @@ def import_job_create(
     fmt = fmt or format_for(name)
     if upload.size and upload.size > settings.PARLEY_IMPORT_MAX_FILE_MB * 1024 * 1024:
         raise TranscriptError(
-            f"file is larger than the limit of {settings.PARLEY_IMPORT_MAX_FILE_MB} MB", file=name
+            f"file is larger than the limit of {settings.PARLEY_IMPORT_MAX_FILE_MB} MB",
+            file=name,
         )
     with transaction.atomic():
         job = ImportJob.objects.create(
@@ -477,15 +524,15 @@ def import_job_create(
             update_existing=update,
             created_by=user,
         )
-        import_transcripts.delay_on_commit(job.pk)
+        import_transcripts.delay_on_commit(job.pk)  # type: ignore[attr-defined]  # Celery >= 5.4; celery-types lags
     return job
 
 
 def import_job_execute(*, job_id: int) -> None:
     """Run a queued import job; a job already claimed (a redelivery) is left alone."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING, started_at=timezone.now()
-    )
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status=ImportJob.Status.QUEUED
+    ).update(status=ImportJob.Status.RUNNING, started_at=timezone.now())
     if not claimed:
         return
     job = ImportJob.objects.select_related("project").get(pk=job_id)
@@ -508,7 +555,9 @@ def import_job_execute(*, job_id: int) -> None:
         return
     except Exception as exc:
         logger.exception("import job %s failed", job_id)
-        _import_job_finish(job_id, status=ImportJob.Status.FAILED, error=f"internal error: {exc}")
+        _import_job_finish(
+            job_id, status=ImportJob.Status.FAILED, error=f"internal error: {exc}"
+        )
         raise
     _import_job_finish(job_id, status=ImportJob.Status.SUCCEEDED, **result.as_dict())
 

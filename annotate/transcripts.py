@@ -36,7 +36,9 @@ HUMAN_KEYS = {"label", "annotator", "created_at", "source"}
 class TranscriptError(ValueError):
     """A problem in an import file, located by file, line and field."""
 
-    def __init__(self, message: str, *, file: str, line: int | None = None, field: str = "") -> None:
+    def __init__(
+        self, message: str, *, file: str, line: int | None = None, field: str = ""
+    ) -> None:
         self.message = message
         self.file = file
         self.line = line
@@ -99,7 +101,11 @@ class _Located:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _parse_time(loc: _Located, field: str, value: object) -> datetime | None:
@@ -118,12 +124,16 @@ def _parse_time(loc: _Located, field: str, value: object) -> datetime | None:
     return parsed
 
 
-def _check_label(loc: _Located, field: str, schema: Schema, task: str, label: object) -> str:
+def _check_label(
+    loc: _Located, field: str, schema: Schema, task: str, label: object
+) -> str:
     if not isinstance(label, str) or not label:
         raise loc.error(field, "expected a label name")
     if label not in schema[task]:
         allowed = ", ".join(schema[task])
-        raise loc.error(field, f"unknown label {label!r} for task '{task}' (one of: {allowed})")
+        raise loc.error(
+            field, f"unknown label {label!r} for task '{task}' (one of: {allowed})"
+        )
     return label
 
 
@@ -135,7 +145,9 @@ def _check_confidence(loc: _Located, field: str, value: object) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
-def spread_confidence(labels: list[str], label: str, confidence: float | None) -> dict[str, float]:
+def spread_confidence(
+    labels: list[str], label: str, confidence: float | None
+) -> dict[str, float]:
     """A verbalised answer as a distribution: its confidence on the label, the rest uniform."""
     if confidence is None or len(labels) == 1:
         return {value: 1.0 if value == label else 0.0 for value in labels}
@@ -151,7 +163,9 @@ def _parse_distribution(
     for label, prob in value.items():
         _check_label(loc, f"{field}.{label}", schema, task, label)
         if not _is_number(prob) or prob < 0:
-            raise loc.error(f"{field}.{label}", f"expected a non-negative number, got {prob!r}")
+            raise loc.error(
+                f"{field}.{label}", f"expected a non-negative number, got {prob!r}"
+            )
     total = float(sum(value.values()))
     if total <= 0:
         raise loc.error(field, "probabilities sum to zero")
@@ -167,9 +181,13 @@ def _parse_answer(
     """One LLM answer in any of its shapes: a label, {label, confidence}, {distribution}."""
     if isinstance(value, str):
         label = _check_label(loc, field, schema, task, value)
-        return LlmAnswer("", "", label, None, spread_confidence(schema[task], label, None))
+        return LlmAnswer(
+            "", "", label, None, spread_confidence(schema[task], label, None)
+        )
     if not isinstance(value, dict):
-        raise loc.error(field, "expected a label, an object or a list of per-prompt answers")
+        raise loc.error(
+            field, "expected a label, an object or a list of per-prompt answers"
+        )
     unknown = set(value) - ANSWER_KEYS
     if unknown:
         raise loc.error(f"{field}.{sorted(unknown)[0]}", "unknown key")
@@ -180,7 +198,9 @@ def _parse_answer(
             raise loc.error(f"{field}.{key}", "expected a short string")
     confidence = _check_confidence(loc, f"{field}.confidence", value.get("confidence"))
     if "distribution" in value:
-        dist = _parse_distribution(loc, f"{field}.distribution", schema, task, value["distribution"])
+        dist = _parse_distribution(
+            loc, f"{field}.distribution", schema, task, value["distribution"]
+        )
         if "label" in value:
             label = _check_label(loc, f"{field}.label", schema, task, value["label"])
         else:
@@ -193,20 +213,29 @@ def _parse_answer(
     return LlmAnswer(prompt, model, label, confidence, dist)
 
 
-def _parse_llm(loc: _Located, field: str, schema: Schema, value: object) -> dict[str, list[LlmAnswer]]:
+def _parse_llm(
+    loc: _Located, field: str, schema: Schema, value: object
+) -> dict[str, list[LlmAnswer]]:
     if not isinstance(value, dict):
         raise loc.error(field, "expected an object keyed by task name")
     result: dict[str, list[LlmAnswer]] = {}
     for task, answer in value.items():
         task_field = f"{field}.{task}"
         if task not in schema:
-            raise loc.error(task_field, f"unknown task (project tasks: {', '.join(schema)})")
+            raise loc.error(
+                task_field, f"unknown task (project tasks: {', '.join(schema)})"
+            )
         items = answer if isinstance(answer, list) else [answer]
         if not items:
             raise loc.error(task_field, "empty list of answers")
         answers = [
-            _parse_answer(loc, f"{task_field}[{i}]" if isinstance(answer, list) else task_field,
-                          schema, task, item)
+            _parse_answer(
+                loc,
+                f"{task_field}[{i}]" if isinstance(answer, list) else task_field,
+                schema,
+                task,
+                item,
+            )
             for i, item in enumerate(items)
         ]
         sources = [(a.prompt, a.model) for a in answers]
@@ -231,23 +260,34 @@ def _parse_human_one(
     label = _check_label(loc, f"{field}.label", schema, task, value["label"])
     annotator = value.get("annotator") or ""
     if not isinstance(annotator, str) or len(annotator) > 150:
-        raise loc.error(f"{field}.annotator", "expected a name of at most 150 characters")
+        raise loc.error(
+            f"{field}.annotator", "expected a name of at most 150 characters"
+        )
     created_at = _parse_time(loc, f"{field}.created_at", value.get("created_at"))
     return HumanAnswer(label, annotator, created_at)
 
 
-def _parse_human(loc: _Located, field: str, schema: Schema, value: object) -> dict[str, list[HumanAnswer]]:
+def _parse_human(
+    loc: _Located, field: str, schema: Schema, value: object
+) -> dict[str, list[HumanAnswer]]:
     if not isinstance(value, dict):
         raise loc.error(field, "expected an object keyed by task name")
     result: dict[str, list[HumanAnswer]] = {}
     for task, answer in value.items():
         task_field = f"{field}.{task}"
         if task not in schema:
-            raise loc.error(task_field, f"unknown task (project tasks: {', '.join(schema)})")
+            raise loc.error(
+                task_field, f"unknown task (project tasks: {', '.join(schema)})"
+            )
         items = answer if isinstance(answer, list) else [answer]
         result[task] = [
-            _parse_human_one(loc, f"{task_field}[{i}]" if isinstance(answer, list) else task_field,
-                             schema, task, item)
+            _parse_human_one(
+                loc,
+                f"{task_field}[{i}]" if isinstance(answer, list) else task_field,
+                schema,
+                task,
+                item,
+            )
             for i, item in enumerate(items)
         ]
     return result
@@ -258,11 +298,16 @@ def _check_positions(loc: _Located, field: str, turns: list[TurnRecord]) -> None
     seen: set[int] = set()
     for i, turn in enumerate(turns):
         if turn.position in seen:
-            raise loc.error(f"{field}[{i}].position", f"duplicate position {turn.position}")
+            raise loc.error(
+                f"{field}[{i}].position", f"duplicate position {turn.position}"
+            )
         seen.add(turn.position)
     for expected in range(len(turns)):
         if expected not in seen:
-            raise loc.error(field, f"position {expected} is missing (positions run 0..{len(turns) - 1})")
+            raise loc.error(
+                field,
+                f"position {expected} is missing (positions run 0..{len(turns) - 1})",
+            )
     turns.sort(key=lambda t: t.position)
 
 
@@ -275,7 +320,9 @@ def _parse_turn(
     if unknown:
         raise loc.error(f"{field}.{sorted(unknown)[0]}", "unknown key")
     if explicit != ("position" in value):
-        raise loc.error(f"{field}.position", "missing (give a position on every turn or on none)")
+        raise loc.error(
+            f"{field}.position", "missing (give a position on every turn or on none)"
+        )
     position = value.get("position", index)
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         raise loc.error(f"{field}.position", "expected a non-negative integer")
@@ -318,13 +365,16 @@ def _parse_dialogue_obj(loc: _Located, schema: Schema, obj: object) -> DialogueR
     extra = {k: v for k, v in obj.items() if k not in ("id", "turns", "metadata")}
     explicit = isinstance(turns[0], dict) and "position" in turns[0]
     records = [
-        _parse_turn(loc, f"turns[{i}]", schema, turn, i, explicit) for i, turn in enumerate(turns)
+        _parse_turn(loc, f"turns[{i}]", schema, turn, i, explicit)
+        for i, turn in enumerate(turns)
     ]
     _check_positions(loc, "turns", records)
     return DialogueRecord(ext_id, loc.line, {**extra, **metadata}, records)
 
 
-def _lines(stream: IO[bytes], name: str, max_line_bytes: int) -> Iterator[tuple[int, str]]:
+def _lines(
+    stream: IO[bytes], name: str, max_line_bytes: int
+) -> Iterator[tuple[int, str]]:
     """Decoded lines with their 1-based numbers; fails on non-UTF-8 bytes or long lines."""
     number = 0
     while True:
@@ -335,11 +385,14 @@ def _lines(stream: IO[bytes], name: str, max_line_bytes: int) -> Iterator[tuple[
         if len(raw) > max_line_bytes:
             raise TranscriptError(
                 f"line longer than the limit of {max_line_bytes // 1024} KB",
-                file=name, line=number,
+                file=name,
+                line=number,
             )
         if number == 1:
             if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-                raise TranscriptError("file is UTF-16; save it as UTF-8", file=name, line=1)
+                raise TranscriptError(
+                    "file is UTF-16; save it as UTF-8", file=name, line=1
+                )
             raw = raw.removeprefix(b"\xef\xbb\xbf")
         try:
             yield number, raw.decode("utf-8")
@@ -347,7 +400,8 @@ def _lines(stream: IO[bytes], name: str, max_line_bytes: int) -> Iterator[tuple[
             raise TranscriptError(
                 f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
                 "save the file as UTF-8",
-                file=name, line=number,
+                file=name,
+                line=number,
             ) from None
 
 
@@ -364,10 +418,15 @@ def parse_jsonl(
         try:
             obj = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise loc.error("", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+            raise loc.error(
+                "", f"invalid JSON: {exc.msg} at column {exc.colno}"
+            ) from None
         record = _parse_dialogue_obj(loc, schema, obj)
         if record.external_id in seen:
-            raise loc.error("id", f"dialogue {record.external_id!r} already on line {seen[record.external_id]}")
+            raise loc.error(
+                "id",
+                f"dialogue {record.external_id!r} already on line {seen[record.external_id]}",
+            )
         seen[record.external_id] = number
         count += 1
         yield record
@@ -383,7 +442,9 @@ class _CsvColumn:
     prompt: str
 
 
-def _csv_header(loc: _Located, header: list[str], schema: Schema) -> tuple[dict[str, int], list[_CsvColumn]]:
+def _csv_header(
+    loc: _Located, header: list[str], schema: Schema
+) -> tuple[dict[str, int], list[_CsvColumn]]:
     base: dict[str, int] = {}
     task_columns: list[_CsvColumn] = []
     seen: set[str] = set()
@@ -399,22 +460,36 @@ def _csv_header(loc: _Located, header: list[str], schema: Schema) -> tuple[dict[
         if not match:
             raise loc.error(name, "unknown column")
         if match["task"] not in schema:
-            raise loc.error(name, f"unknown task '{match['task']}' (project tasks: {', '.join(schema)})")
+            raise loc.error(
+                name,
+                f"unknown task '{match['task']}' (project tasks: {', '.join(schema)})",
+            )
         if match["kind"] == "human_label" and match["prompt"]:
             raise loc.error(name, "human labels have no prompt")
-        task_columns.append(_CsvColumn(index, match["task"], match["kind"], match["prompt"] or ""))
+        task_columns.append(
+            _CsvColumn(index, match["task"], match["kind"], match["prompt"] or "")
+        )
     for name in CSV_BASE_COLUMNS:
         if name not in base:
             raise loc.error(name, "missing column")
     label_sources = {(c.task, c.prompt) for c in task_columns if c.kind == "llm_label"}
     for column in task_columns:
-        if column.kind == "llm_confidence" and (column.task, column.prompt) not in label_sources:
-            raise loc.error(header[column.index], "confidence column without its label column")
+        if (
+            column.kind == "llm_confidence"
+            and (column.task, column.prompt) not in label_sources
+        ):
+            raise loc.error(
+                header[column.index], "confidence column without its label column"
+            )
     return base, task_columns
 
 
 def _csv_turn(
-    loc: _Located, row: list[str], base: dict[str, int], task_columns: list[_CsvColumn], schema: Schema
+    loc: _Located,
+    row: list[str],
+    base: dict[str, int],
+    task_columns: list[_CsvColumn],
+    schema: Schema,
 ) -> TurnRecord:
     def cell(name: str) -> str:
         return row[base[name]] if name in base else ""
@@ -422,13 +497,20 @@ def _csv_turn(
     try:
         position = int(cell("position"))
     except ValueError:
-        raise loc.error("position", f"expected an integer, got {cell('position')!r}") from None
+        raise loc.error(
+            "position", f"expected an integer, got {cell('position')!r}"
+        ) from None
     if position < 0:
         raise loc.error("position", "expected a non-negative integer")
     for name in ("speaker", "text"):
         if not cell(name).strip():
             raise loc.error(name, "empty")
-    turn = TurnRecord(position, cell("speaker"), cell("text"), _parse_time(loc, "timestamp", cell("timestamp")))
+    turn = TurnRecord(
+        position,
+        cell("speaker"),
+        cell("text"),
+        _parse_time(loc, "timestamp", cell("timestamp")),
+    )
     answers: dict[tuple[str, str], dict[str, str]] = {}
     for column in task_columns:
         value = row[column.index].strip()
@@ -451,10 +533,14 @@ def _csv_turn(
             try:
                 confidence = float(cells["llm_confidence"])
             except ValueError:
-                raise loc.error(conf_name, f"expected a number, got {cells['llm_confidence']!r}") from None
+                raise loc.error(
+                    conf_name, f"expected a number, got {cells['llm_confidence']!r}"
+                ) from None
             confidence = _check_confidence(loc, conf_name, confidence)
         dist = spread_confidence(schema[task], label, confidence)
-        turn.llm.setdefault(task, []).append(LlmAnswer(prompt, "", label, confidence, dist))
+        turn.llm.setdefault(task, []).append(
+            LlmAnswer(prompt, "", label, confidence, dist)
+        )
     return turn
 
 
@@ -492,7 +578,9 @@ def parse_csv(
         except StopIteration:
             break
         except csv.Error as exc:
-            raise TranscriptError(f"malformed CSV: {exc}", file=name, line=line_of_row) from None
+            raise TranscriptError(
+                f"malformed CSV: {exc}", file=name, line=line_of_row
+            ) from None
         loc = _Located(name, line_of_row)
         if not any(cell.strip() for cell in row):
             continue
@@ -503,9 +591,14 @@ def parse_csv(
             raise loc.error("dialogue_id", "empty")
         if current is None or ext_id != current.external_id:
             if ext_id in seen:
-                raise loc.error("dialogue_id", f"rows of dialogue {ext_id!r} must be contiguous (first seen on line {seen[ext_id]})")
+                raise loc.error(
+                    "dialogue_id",
+                    f"rows of dialogue {ext_id!r} must be contiguous (first seen on line {seen[ext_id]})",
+                )
             if current is not None:
-                _check_positions(_Located(name, current.line), "position", current.turns)
+                _check_positions(
+                    _Located(name, current.line), "position", current.turns
+                )
                 count += 1
                 yield current
             seen[ext_id] = line_of_row
@@ -517,7 +610,10 @@ def parse_csv(
     yield current
 
 
-PARSERS: dict[str, Callable[..., Iterator[DialogueRecord]]] = {"jsonl": parse_jsonl, "csv": parse_csv}
+PARSERS: dict[str, Callable[..., Iterator[DialogueRecord]]] = {
+    "jsonl": parse_jsonl,
+    "csv": parse_csv,
+}
 
 
 def format_for(filename: str) -> str:
@@ -527,7 +623,9 @@ def format_for(filename: str) -> str:
         return "jsonl"
     if lowered.endswith(".csv"):
         return "csv"
-    raise TranscriptError("unknown file type: name it .jsonl or .csv, or give the format", file=filename)
+    raise TranscriptError(
+        "unknown file type: name it .jsonl or .csv, or give the format", file=filename
+    )
 
 
 # --- Export ---------------------------------------------------------------------------------
@@ -537,21 +635,32 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def dialogue_to_json(record: DialogueRecord, predictions: dict[int, dict[str, Any]] | None = None) -> str:
+def dialogue_to_json(
+    record: DialogueRecord, predictions: dict[int, dict[str, Any]] | None = None
+) -> str:
     """One JSONL line in the import format; `predictions` (by position) is output-only."""
     turns = []
     for turn in record.turns:
-        item: dict[str, Any] = {"position": turn.position, "speaker": turn.speaker, "text": turn.text}
+        item: dict[str, Any] = {
+            "position": turn.position,
+            "speaker": turn.speaker,
+            "text": turn.text,
+        }
         if turn.timestamp:
             item["timestamp"] = _iso(turn.timestamp)
         if turn.llm:
             item["llm"] = {
-                task: [_answer_json(a) for a in answers] for task, answers in turn.llm.items()
+                task: [_answer_json(a) for a in answers]
+                for task, answers in turn.llm.items()
             }
         if turn.human:
             item["human"] = {
                 task: [
-                    {"label": h.label, "annotator": h.annotator, "created_at": _iso(h.created_at)}
+                    {
+                        "label": h.label,
+                        "annotator": h.annotator,
+                        "created_at": _iso(h.created_at),
+                    }
                     for h in answers
                 ]
                 for task, answers in turn.human.items()
@@ -559,8 +668,10 @@ def dialogue_to_json(record: DialogueRecord, predictions: dict[int, dict[str, An
         if predictions and turn.position in predictions:
             item["prediction"] = predictions[turn.position]
         turns.append(item)
-    return json.dumps({"id": record.external_id, "metadata": record.metadata, "turns": turns},
-                      ensure_ascii=False)
+    return json.dumps(
+        {"id": record.external_id, "metadata": record.metadata, "turns": turns},
+        ensure_ascii=False,
+    )
 
 
 def _answer_json(answer: LlmAnswer) -> dict[str, Any]:
@@ -579,12 +690,17 @@ def csv_header(schema: Schema, sources: dict[str, list[str]]) -> list[str]:
     header = [*CSV_BASE_COLUMNS, "timestamp"]
     for task in schema:
         for prompt in sources.get(task, []):
-            header += [csv_column_name(task, "llm_label", prompt), csv_column_name(task, "llm_confidence", prompt)]
+            header += [
+                csv_column_name(task, "llm_label", prompt),
+                csv_column_name(task, "llm_confidence", prompt),
+            ]
         header.append(csv_column_name(task, "human_label"))
     return header
 
 
-def dialogue_to_csv_rows(record: DialogueRecord, header: list[str]) -> Iterable[list[str]]:
+def dialogue_to_csv_rows(
+    record: DialogueRecord, header: list[str]
+) -> Iterable[list[str]]:
     """CSV rows for one dialogue. The latest human label per task is written (CSV keeps one)."""
     index = {name: i for i, name in enumerate(header)}
     for turn in record.turns:
@@ -600,7 +716,9 @@ def dialogue_to_csv_rows(record: DialogueRecord, header: list[str]) -> Iterable[
                 if label_col in index:
                     row[index[label_col]] = answer.label
                     if answer.confidence is not None:
-                        conf_col = csv_column_name(task, "llm_confidence", answer.prompt)
+                        conf_col = csv_column_name(
+                            task, "llm_confidence", answer.prompt
+                        )
                         row[index[conf_col]] = repr(answer.confidence)
         for task, humans in turn.human.items():
             if humans:

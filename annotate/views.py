@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
@@ -29,7 +30,9 @@ def get_project_for_user(
     if role is None:
         raise Http404("No such project.")
     if role not in roles:
-        raise PermissionDenied(f"Your role in this project ({role}) does not allow this.")
+        raise PermissionDenied(
+            f"Your role in this project ({role}) does not allow this."
+        )
     return project, role
 
 
@@ -55,7 +58,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def project_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+def project_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponseBase:
     project, _ = get_project_for_user(request.user, slug, roles=LEADS)
     return export_response(project, fmt)
 

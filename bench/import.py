@@ -23,8 +23,36 @@ from pathlib import Path
 
 ACTS = ["inform", "question", "directive", "commissive"]
 SENTIMENTS = ["positive", "negative", "neutral"]
-WORDS = ("the order parcel refund arrived today please could you help me with my account "
-         "thanks a lot sorry to hear that when will it be delivered tomorrow morning").split()
+WORDS = [
+    "the",
+    "order",
+    "parcel",
+    "refund",
+    "arrived",
+    "today",
+    "please",
+    "could",
+    "you",
+    "help",
+    "me",
+    "with",
+    "my",
+    "account",
+    "thanks",
+    "a",
+    "lot",
+    "sorry",
+    "to",
+    "hear",
+    "that",
+    "when",
+    "will",
+    "it",
+    "be",
+    "delivered",
+    "tomorrow",
+    "morning",
+]
 
 
 def generate(path: Path, utterances: int, seed: int = 0) -> int:
@@ -43,17 +71,28 @@ def generate(path: Path, utterances: int, seed: int = 0) -> int:
                     "llm": {
                         "act": [{"prompt": p, "label": rng.choice(ACTS), "confidence": round(rng.uniform(0.4, 1), 2)}
                                 for p in ("P1", "P2", "P3")],
-                        "sentiment": {"prompt": "P1", "distribution": {s: p / total for s, p in zip(SENTIMENTS, probs)}},
+                        "sentiment": {"prompt": "P1", "distribution": {s: p / total for s, p in zip(SENTIMENTS, probs, strict=True)}},
                     },
                 })  # fmt: skip
-            out.write(json.dumps({"id": f"bench-{n}", "metadata": {"source": "bench"}, "turns": turns}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "id": f"bench-{n}",
+                        "metadata": {"source": "bench"},
+                        "turns": turns,
+                    }
+                )
+                + "\n"
+            )
             written += len(turns)
             n += 1
     return n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--utterances", type=int, default=200_000)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"),
                         help="A PostgreSQL server; a scratch database is created on it and dropped after.")  # fmt: skip
@@ -77,7 +116,9 @@ def main() -> None:
         from annotate import services
 
         call_command("migrate", verbosity=0)
-        project = services.project_create(name="Bench", slug="bench", tasks={"act": ACTS, "sentiment": SENTIMENTS})
+        project = services.project_create(
+            name="Bench", slug="bench", tasks={"act": ACTS, "sentiment": SENTIMENTS}
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bench.jsonl"
             dialogues = generate(path, args.utterances)
@@ -85,10 +126,14 @@ def main() -> None:
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             start = time.perf_counter()
             with path.open("rb") as stream:
-                result = services.transcripts_import(project=project, stream=stream, name=path.name)
+                result = services.transcripts_import(
+                    project=project, stream=stream, name=path.name
+                )
             seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"file: {args.utterances:,} utterances in {dialogues:,} dialogues, {size_mb:.0f} MB JSONL")
+        print(
+            f"file: {args.utterances:,} utterances in {dialogues:,} dialogues, {size_mb:.0f} MB JSONL"
+        )
         print(f"imported: {result.utterances:,} utterances in {seconds:.1f} s "
               f"= {result.utterances / seconds:,.0f} utterances/s")  # fmt: skip
         print(f"peak RSS: {peak:.0f} MB (before the import: {rss_before:.0f} MB)")

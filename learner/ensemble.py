@@ -33,6 +33,7 @@ def agreement(distributions: Sequence[Sequence[float]], mean: Sequence[float]) -
     if not distributions:
         raise ValueError("agreement needs at least one distribution")
     tv = [
-        0.5 * sum(abs(p - q) for p, q in zip(dist, mean, strict=True)) for dist in distributions
+        0.5 * sum(abs(p - q) for p, q in zip(dist, mean, strict=True))
+        for dist in distributions
     ]
     return 1.0 - sum(tv) / len(tv)

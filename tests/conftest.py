@@ -83,7 +83,11 @@ def jsonl(*objects: Any) -> bytes:
 def import_bytes(project: Project) -> Callable[..., services.ImportResult]:
     """Import raw bytes into `project` as the management command would."""
 
-    def run(data: bytes, *, name: str = "calls.jsonl", **kwargs: Any) -> services.ImportResult:
-        return services.transcripts_import(project=project, stream=io.BytesIO(data), name=name, **kwargs)
+    def run(
+        data: bytes, *, name: str = "calls.jsonl", **kwargs: Any
+    ) -> services.ImportResult:
+        return services.transcripts_import(
+            project=project, stream=io.BytesIO(data), name=name, **kwargs
+        )
 
     return run

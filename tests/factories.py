@@ -4,7 +4,16 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from annotate.models import Dialogue, HumanLabel, Label, LabelTask, LlmLabel, Membership, Project, Utterance
+from annotate.models import (
+    Dialogue,
+    HumanLabel,
+    Label,
+    LabelTask,
+    LlmLabel,
+    Membership,
+    Project,
+    Utterance,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -8,7 +8,15 @@ import json
 import pytest
 
 from annotate import services
-from annotate.models import HumanLabel, LlmLabel, ModelVersion, Prediction, SoftLabel, TrainingRun, Utterance
+from annotate.models import (
+    HumanLabel,
+    LlmLabel,
+    ModelVersion,
+    Prediction,
+    SoftLabel,
+    TrainingRun,
+    Utterance,
+)
 from annotate.views import export_response
 from tests.conftest import TASKS, jsonl
 
@@ -23,7 +31,12 @@ def _rows(project) -> dict[str, list[tuple]]:
     return {
         "utterances": sorted(
             Utterance.objects.filter(dialogue__project=project).values_list(
-                "dialogue__external_id", "dialogue__metadata", "position", "speaker", "text", "timestamp"
+                "dialogue__external_id",
+                "dialogue__metadata",
+                "position",
+                "speaker",
+                "text",
+                "timestamp",
             )
         ),
         "llm": sorted(
@@ -35,12 +48,22 @@ def _rows(project) -> dict[str, list[tuple]]:
         "soft": sorted(
             (*r[:-1], json.dumps(r[-1], sort_keys=True))
             for r in SoftLabel.objects.filter(task__project=project).values_list(
-                *key, "label__value", "confidence", "agreement", "n_sources", "distribution"
+                *key,
+                "label__value",
+                "confidence",
+                "agreement",
+                "n_sources",
+                "distribution",
             )
         ),
         "human": sorted(
             HumanLabel.objects.filter(task__project=project).values_list(
-                *key, "label__value", "annotator_name", "annotator", "source", "created_at"
+                *key,
+                "label__value",
+                "annotator_name",
+                "annotator",
+                "source",
+                "created_at",
             )
         ),
     }
@@ -65,24 +88,30 @@ def test_jsonl_round_trip_gives_the_same_rows(project, import_bytes, annotator_a
     import_bytes(jsonl(*RICH))
     exported = _export(project, "jsonl")
     copy = services.project_create(name="Copy", slug="copy", tasks=TASKS)
-    services.transcripts_import(project=copy, stream=io.BytesIO(exported), name="export.jsonl")
+    services.transcripts_import(
+        project=copy, stream=io.BytesIO(exported), name="export.jsonl"
+    )
     assert _rows(copy) == _rows(project)
     # and the export of the copy is the export of the original
     assert _export(copy, "jsonl") == exported
 
 
-def test_csv_round_trip_gives_the_same_rows_for_label_and_confidence_data(project, import_bytes):
+def test_csv_round_trip_gives_the_same_rows_for_label_and_confidence_data(
+    project, import_bytes
+):
     csv_data = (
-        "dialogue_id,position,speaker,text,timestamp,act_llm_label@P1,act_llm_confidence@P1,"
-        "act_llm_label@P2,act_llm_confidence@P2,sentiment_llm_label,sentiment_human_label\n"
-        'c1,0,A,"Hi, ""you""",2026-01-01T00:00:00+00:00,inform,0.8,question,0.7,neutral,neutral\n'
-        "c1,1,B,Hello,,inform,,inform,0.9,,\n"
-        "c2,0,A,Bye,,directive,0.6,,,positive,\n"
-    ).encode()
+        b"dialogue_id,position,speaker,text,timestamp,act_llm_label@P1,act_llm_confidence@P1,"
+        b"act_llm_label@P2,act_llm_confidence@P2,sentiment_llm_label,sentiment_human_label\n"
+        b'c1,0,A,"Hi, ""you""",2026-01-01T00:00:00+00:00,inform,0.8,question,0.7,neutral,neutral\n'
+        b"c1,1,B,Hello,,inform,,inform,0.9,,\n"
+        b"c2,0,A,Bye,,directive,0.6,,,positive,\n"
+    )
     import_bytes(csv_data, name="in.csv")
     exported = _export(project, "csv")
     copy = services.project_create(name="Copy", slug="copy", tasks=TASKS)
-    services.transcripts_import(project=copy, stream=io.BytesIO(exported), name="export.csv")
+    services.transcripts_import(
+        project=copy, stream=io.BytesIO(exported), name="export.csv"
+    )
     rows, copied = _rows(project), _rows(copy)
     assert copied["utterances"] == rows["utterances"]
     assert copied["llm"] == rows["llm"]
@@ -95,22 +124,56 @@ def test_jsonl_export_carries_the_active_models_predictions(project, import_byte
     import_bytes(jsonl(*RICH))
     task = project.tasks.get(name="act")
     run = TrainingRun.objects.create(task=task, status="succeeded")
-    old = ModelVersion.objects.create(task=task, run=None, version=1, artifact_path="/m/1")
-    new = ModelVersion.objects.create(task=task, run=run, version=2, artifact_path="/m/2", is_active=True)
+    old = ModelVersion.objects.create(
+        task=task, run=None, version=1, artifact_path="/m/1"
+    )
+    new = ModelVersion.objects.create(
+        task=task, run=run, version=2, artifact_path="/m/2", is_active=True
+    )
     utterance = Utterance.objects.get(dialogue__external_id="r1", position=0)
     question = task.labels.get(value="question")
-    Prediction.objects.create(utterance=utterance, task=task, model_version=old, probabilities={"question": 0.5}, label=question)
-    Prediction.objects.create(utterance=utterance, task=task, model_version=new, probabilities={"question": 0.8}, label=question, trust=0.3)
+    Prediction.objects.create(
+        utterance=utterance,
+        task=task,
+        model_version=old,
+        probabilities={"question": 0.5},
+        label=question,
+    )
+    Prediction.objects.create(
+        utterance=utterance,
+        task=task,
+        model_version=new,
+        probabilities={"question": 0.8},
+        label=question,
+        trust=0.3,
+    )
     first = json.loads(_export(project, "jsonl").splitlines()[0])
     assert first["turns"][0]["prediction"] == {
-        "act": {"label": "question", "probabilities": {"question": 0.8}, "trust": 0.3, "model_version": 2}
+        "act": {
+            "label": "question",
+            "probabilities": {"question": 0.8},
+            "trust": 0.3,
+            "model_version": 2,
+        }
     }
     assert "prediction" not in first["turns"][1]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_export_streams_in_batches(project, import_bytes, django_assert_max_num_queries, fmt):
-    import_bytes(jsonl(*[{"id": f"d{i}", "turns": [{"speaker": "A", "text": "t", "llm": {"act": "inform"}}]} for i in range(1200)]))
+def test_export_streams_in_batches(
+    project, import_bytes, django_assert_max_num_queries, fmt
+):
+    import_bytes(
+        jsonl(
+            *[
+                {
+                    "id": f"d{i}",
+                    "turns": [{"speaker": "A", "text": "t", "llm": {"act": "inform"}}],
+                }
+                for i in range(1200)
+            ]
+        )
+    )
     response = export_response(project, fmt)
     assert response.streaming
     with django_assert_max_num_queries(30):

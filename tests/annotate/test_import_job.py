@@ -11,16 +11,27 @@ from annotate.models import Dialogue, ImportJob
 from tests.conftest import dialogue, jsonl
 
 
-def _job(project, user, content: bytes, name: str = "calls.jsonl", **kwargs) -> ImportJob:
+def _job(
+    project, user, content: bytes, name: str = "calls.jsonl", **kwargs
+) -> ImportJob:
     with mock.patch.object(tasks.import_transcripts, "delay_on_commit"):
-        return services.import_job_create(project=project, upload=SimpleUploadedFile(name, content), user=user, **kwargs)
+        return services.import_job_create(
+            project=project,
+            upload=SimpleUploadedFile(name, content),
+            user=user,
+            **kwargs,
+        )
 
 
-def test_creating_a_job_queues_the_task_after_commit(project, admin_alice, django_capture_on_commit_callbacks):
+def test_creating_a_job_queues_the_task_after_commit(
+    project, admin_alice, django_capture_on_commit_callbacks
+):
     with mock.patch.object(tasks.import_transcripts, "delay") as delay:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             job = services.import_job_create(
-                project=project, upload=SimpleUploadedFile("a.jsonl", jsonl(dialogue())), user=admin_alice
+                project=project,
+                upload=SimpleUploadedFile("a.jsonl", jsonl(dialogue())),
+                user=admin_alice,
             )
         assert len(callbacks) == 1
     delay.assert_called_once_with(job.pk)
@@ -31,13 +42,24 @@ def test_the_task_imports_the_file_and_records_the_counts(project, admin_alice):
     job = _job(project, admin_alice, jsonl(dialogue("d1", n_turns=3), dialogue("d2")))
     tasks.import_transcripts(job.pk)
     job.refresh_from_db()
-    assert (job.status, job.created, job.skipped, job.utterances, job.error) == ("succeeded", 2, 0, 5, "")
+    assert (job.status, job.created, job.skipped, job.utterances, job.error) == (
+        "succeeded",
+        2,
+        0,
+        5,
+        "",
+    )
     assert job.started_at and job.finished_at
     assert services.import_job_progress(job) == 1.0
 
 
 def test_a_bad_file_fails_the_job_with_its_line_and_field(project, admin_alice):
-    job = _job(project, admin_alice, jsonl(dialogue("d1")) + b'{"id": "d2"}\n', name="bad.jsonl")
+    job = _job(
+        project,
+        admin_alice,
+        jsonl(dialogue("d1")) + b'{"id": "d2"}\n',
+        name="bad.jsonl",
+    )
     tasks.import_transcripts(job.pk)
     job.refresh_from_db()
     assert job.status == "failed"
@@ -58,29 +80,48 @@ def test_a_missing_job_ends_the_task_quietly(db):
 
 
 def test_csv_jobs_take_their_format_from_the_name_and_update_flag(project, admin_alice):
-    _job_first = _job(project, admin_alice, b"dialogue_id,position,speaker,text\nd1,0,A,hi\n", name="x.csv")
+    _job_first = _job(
+        project,
+        admin_alice,
+        b"dialogue_id,position,speaker,text\nd1,0,A,hi\n",
+        name="x.csv",
+    )
     tasks.import_transcripts(_job_first.pk)
-    job = _job(project, admin_alice, b"dialogue_id,position,speaker,text\nd1,0,A,hello\n", name="x.csv", update=True)
+    job = _job(
+        project,
+        admin_alice,
+        b"dialogue_id,position,speaker,text\nd1,0,A,hello\n",
+        name="x.csv",
+        update=True,
+    )
     tasks.import_transcripts(job.pk)
     job.refresh_from_db()
     assert (job.format, job.updated, job.created) == ("csv", 1, 0)
     assert Dialogue.objects.get().utterances.get().text == "hello"
 
 
-def test_admin_upload_creates_a_job_and_shows_its_progress(client, project, root, django_capture_on_commit_callbacks):
+def test_admin_upload_creates_a_job_and_shows_its_progress(
+    client, project, root, django_capture_on_commit_callbacks
+):
     client.force_login(root)
-    with mock.patch.object(tasks.import_transcripts, "delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post("/admin/annotate/importjob/add/", {
+    with (
+        mock.patch.object(tasks.import_transcripts, "delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post("/admin/annotate/importjob/add/", {
                 "project": project.pk, "file": SimpleUploadedFile("c.jsonl", jsonl(dialogue())), "format": "",
             })  # fmt: skip
     job = ImportJob.objects.get()
-    assert response.status_code == 302 and response["Location"].endswith(f"/importjob/{job.pk}/change/")
+    assert response.status_code == 302 and response["Location"].endswith(
+        f"/importjob/{job.pk}/change/"
+    )
     delay.assert_called_once_with(job.pk)
     page = client.get(response["Location"]).content.decode()
     assert 'hx-trigger="every 1s"' in page and "Queued" in page
     tasks.import_transcripts(job.pk)
-    fragment = client.get(f"/admin/annotate/importjob/{job.pk}/progress/").content.decode()
+    fragment = client.get(
+        f"/admin/annotate/importjob/{job.pk}/progress/"
+    ).content.decode()
     assert "Created 1 dialogues" in fragment and "hx-trigger" not in fragment
 
 

@@ -20,7 +20,14 @@ API = [
     ("api-export", "get", "/api/projects/support/export.jsonl", "lead"),
 ]
 RANK = {"annotator": 1, "lead": 2, "admin": 3}
-PERSONAS = ["anonymous", "outsider_olga", "annotator_ann", "lead_lena", "admin_alice", "root"]
+PERSONAS = [
+    "anonymous",
+    "outsider_olga",
+    "annotator_ann",
+    "lead_lena",
+    "admin_alice",
+    "root",
+]
 ROLE_OF = {"outsider_olga": None, "annotator_ann": "annotator", "lead_lena": "lead",
            "admin_alice": "admin", "root": "admin"}  # fmt: skip
 
@@ -37,8 +44,12 @@ def _expected(persona: str, needed: str | None, *, api: bool) -> int:
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
-@pytest.mark.parametrize(("name", "method", "url", "needed"), WEB, ids=[e[0] for e in WEB])
-def test_web_endpoints_check_the_project_role(client, request, project, persona, name, method, url, needed):
+@pytest.mark.parametrize(
+    ("name", "method", "url", "needed"), WEB, ids=[e[0] for e in WEB]
+)
+def test_web_endpoints_check_the_project_role(
+    client, request, project, persona, name, method, url, needed
+):
     if persona != "anonymous":
         client.force_login(request.getfixturevalue(persona))
     response = getattr(client, method)(url)
@@ -46,13 +57,31 @@ def test_web_endpoints_check_the_project_role(client, request, project, persona,
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
-@pytest.mark.parametrize(("name", "method", "url", "needed"), API, ids=[e[0] for e in API])
-def test_api_tokens_carry_their_users_rights(client, request, project, persona, name, method, url, needed, django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    ("name", "method", "url", "needed"), API, ids=[e[0] for e in API]
+)
+def test_api_tokens_carry_their_users_rights(
+    client,
+    request,
+    project,
+    persona,
+    name,
+    method,
+    url,
+    needed,
+    django_capture_on_commit_callbacks,
+):
     headers = {}
     if persona != "anonymous":
-        _, key = services.api_token_create(user=request.getfixturevalue(persona), name="t")
+        _, key = services.api_token_create(
+            user=request.getfixturevalue(persona), name="t"
+        )
         headers["Authorization"] = f"Bearer {key}"
-    data = {"file": SimpleUploadedFile("a.jsonl", b'{"id": "x", "turns": [{"speaker": "A", "text": "hi"}]}\n')}
+    data = {
+        "file": SimpleUploadedFile(
+            "a.jsonl", b'{"id": "x", "turns": [{"speaker": "A", "text": "hi"}]}\n'
+        )
+    }
     with django_capture_on_commit_callbacks(execute=False):
         if method == "post":
             response = client.post(url, data, headers=headers)
@@ -65,12 +94,20 @@ def test_api_tokens_carry_their_users_rights(client, request, project, persona, 
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
-def test_import_job_status_is_for_project_admins(client, request, project, admin_alice, persona, django_capture_on_commit_callbacks):
+def test_import_job_status_is_for_project_admins(
+    client, request, project, admin_alice, persona, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
-        job = services.import_job_create(project=project, upload=SimpleUploadedFile("a.jsonl", b"{}\n"), user=admin_alice)
+        job = services.import_job_create(
+            project=project,
+            upload=SimpleUploadedFile("a.jsonl", b"{}\n"),
+            user=admin_alice,
+        )
     headers = {}
     if persona != "anonymous":
-        _, key = services.api_token_create(user=request.getfixturevalue(persona), name="t")
+        _, key = services.api_token_create(
+            user=request.getfixturevalue(persona), name="t"
+        )
         headers["Authorization"] = f"Bearer {key}"
     response = client.get(f"/api/imports/{job.pk}/", headers=headers)
     expected = {"anonymous": 401, "outsider_olga": 404, "annotator_ann": 403, "lead_lena": 403,
@@ -86,7 +123,9 @@ def test_the_admin_site_is_for_staff(client, request, project, persona, expected
     assert client.get("/admin/annotate/importjob/add/").status_code == expected
 
 
-def test_staff_project_admins_import_only_into_their_projects(client, project, admin_alice):
+def test_staff_project_admins_import_only_into_their_projects(
+    client, project, admin_alice
+):
     other = services.project_create(name="Other", slug="other", tasks={})
     admin_alice.is_staff = True
     admin_alice.save()
@@ -105,9 +144,26 @@ def test_project_list_shows_only_the_users_projects(client, project, annotator_a
 
 def test_revoked_and_unknown_tokens_are_refused(client, project, admin_alice):
     token, key = services.api_token_create(user=admin_alice, name="t")
-    assert client.get("/api/projects/", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert (
+        client.get(
+            "/api/projects/", headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        == 200
+    )
     token.revoked = True
     token.save()
-    assert client.get("/api/projects/", headers={"Authorization": f"Bearer {key}"}).status_code == 401
-    assert client.get("/api/projects/", headers={"Authorization": "Bearer prl_nope"}).status_code == 401
-    assert client.get("/api/projects/", headers={"Authorization": key}).status_code == 401
+    assert (
+        client.get(
+            "/api/projects/", headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        == 401
+    )
+    assert (
+        client.get(
+            "/api/projects/", headers={"Authorization": "Bearer prl_nope"}
+        ).status_code
+        == 401
+    )
+    assert (
+        client.get("/api/projects/", headers={"Authorization": key}).status_code == 401
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import json
 from pathlib import Path
 
@@ -25,7 +24,8 @@ def _llm(utterance: Utterance, task: str) -> list[LlmLabel]:
 
 def _counts() -> tuple[int, ...]:
     return tuple(
-        m.objects.count() for m in (Dialogue, Utterance, LlmLabel, SoftLabel, HumanLabel)
+        m.objects.count()
+        for m in (Dialogue, Utterance, LlmLabel, SoftLabel, HumanLabel)
     )
 
 
@@ -36,7 +36,12 @@ def test_it_imports_dialogues_with_turns_in_order(import_bytes):
         {"position": 0, "speaker": "customer", "text": "Hello"},
     ]}  # fmt: skip
     result = import_bytes(jsonl(obj))
-    assert result.as_dict() == {"created": 1, "updated": 0, "skipped": 0, "utterances": 2}
+    assert result.as_dict() == {
+        "created": 1,
+        "updated": 0,
+        "skipped": 0,
+        "utterances": 2,
+    }
     d = Dialogue.objects.get(external_id="d1")
     assert d.metadata == {"channel": "phone", "topic": "billing"}
     turns = list(d.utterances.order_by("position"))
@@ -50,19 +55,36 @@ def test_it_imports_dialogues_with_turns_in_order(import_bytes):
 def test_a_bare_label_is_a_certain_answer(import_bytes):
     import_bytes(jsonl(dialogue(llm={"act": "question"})))
     (answer,) = _llm(Utterance.objects.first(), "act")
-    assert (answer.prompt, answer.label.value, answer.confidence) == ("", "question", None)
-    assert answer.distribution == {"inform": 0, "question": 1, "directive": 0, "commissive": 0}
+    assert (answer.prompt, answer.label.value, answer.confidence) == (
+        "",
+        "question",
+        None,
+    )
+    assert answer.distribution == {
+        "inform": 0,
+        "question": 1,
+        "directive": 0,
+        "commissive": 0,
+    }
 
 
 def test_a_label_with_confidence_spreads_the_rest_uniformly(import_bytes):
-    import_bytes(jsonl(dialogue(llm={"sentiment": {"label": "negative", "confidence": 0.7}})))
+    import_bytes(
+        jsonl(dialogue(llm={"sentiment": {"label": "negative", "confidence": 0.7}}))
+    )
     (answer,) = _llm(Utterance.objects.first(), "sentiment")
     assert answer.confidence == 0.7
-    assert answer.distribution == pytest.approx({"positive": 0.15, "negative": 0.7, "neutral": 0.15})
+    assert answer.distribution == pytest.approx(
+        {"positive": 0.15, "negative": 0.7, "neutral": 0.15}
+    )
 
 
 def test_a_distribution_is_normalised_and_gives_its_argmax(import_bytes):
-    import_bytes(jsonl(dialogue(llm={"sentiment": {"distribution": {"positive": 2, "neutral": 6}}})))
+    import_bytes(
+        jsonl(
+            dialogue(llm={"sentiment": {"distribution": {"positive": 2, "neutral": 6}}})
+        )
+    )
     (answer,) = _llm(Utterance.objects.first(), "sentiment")
     assert answer.label.value == "neutral"
     assert answer.distribution == {"positive": 0.25, "negative": 0.0, "neutral": 0.75}
@@ -72,11 +94,19 @@ def test_per_prompt_answers_make_a_soft_label_with_agreement(import_bytes):
     answers = [
         {"prompt": "P1", "label": "question"},
         {"prompt": "P2", "label": "question"},
-        {"prompt": "P3", "model": "m2", "distribution": {"question": 0.5, "directive": 0.5}},
+        {
+            "prompt": "P3",
+            "model": "m2",
+            "distribution": {"question": 0.5, "directive": 0.5},
+        },
     ]
     import_bytes(jsonl(dialogue(n_turns=1, llm={"act": answers})))
     utterance = Utterance.objects.get()
-    assert [(a.prompt, a.model) for a in _llm(utterance, "act")] == [("P1", ""), ("P2", ""), ("P3", "m2")]
+    assert [(a.prompt, a.model) for a in _llm(utterance, "act")] == [
+        ("P1", ""),
+        ("P2", ""),
+        ("P3", "m2"),
+    ]
     soft = SoftLabel.objects.get(utterance=utterance, task__name="act")
     # mean = (0, 2.5/3, 0.5/3, 0); TV of each answer from it: 1/6, 1/6, 1/3 → agreement 7/9
     assert soft.distribution == pytest.approx(
@@ -87,17 +117,30 @@ def test_per_prompt_answers_make_a_soft_label_with_agreement(import_bytes):
     assert soft.agreement == pytest.approx(7 / 9)
 
 
-def test_human_labels_in_every_shape_are_kept_with_their_annotator(import_bytes, annotator_ann):
+def test_human_labels_in_every_shape_are_kept_with_their_annotator(
+    import_bytes, annotator_ann
+):
     human = {
         "act": "inform",
         "sentiment": [
-            {"label": "neutral", "annotator": "ann", "created_at": "2026-02-01T12:00:00Z"},
+            {
+                "label": "neutral",
+                "annotator": "ann",
+                "created_at": "2026-02-01T12:00:00Z",
+            },
             {"label": "negative", "annotator": "external-42"},
         ],
     }
     import_bytes(jsonl(dialogue(n_turns=1, human=human)))
-    rows = list(HumanLabel.objects.order_by("task__name", "created_at").select_related("label", "task"))
-    assert [(r.task.name, r.label.value, r.annotator, r.annotator_name, r.source) for r in rows] == [
+    rows = list(
+        HumanLabel.objects.order_by("task__name", "created_at").select_related(
+            "label", "task"
+        )
+    )
+    assert [
+        (r.task.name, r.label.value, r.annotator, r.annotator_name, r.source)
+        for r in rows
+    ] == [
         ("act", "inform", None, "", "import"),
         ("sentiment", "neutral", annotator_ann, "ann", "import"),
         ("sentiment", "negative", None, "external-42", "import"),
@@ -107,12 +150,12 @@ def test_human_labels_in_every_shape_are_kept_with_their_annotator(import_bytes,
 
 def test_csv_rows_become_dialogues_with_per_prompt_labels(import_bytes):
     data = (
-        "dialogue_id,position,speaker,text,act_llm_label@P1,act_llm_confidence@P1,"
-        "act_llm_label@P2,sentiment_llm_label,sentiment_human_label\n"
-        'c1,0,A,"Hello, there",inform,0.8,question,neutral,neutral\n'
-        "c1,1,B,Hi!,inform,,inform,positive,\n"
-        "c2,0,A,Bye,directive,0.6,,,\n"
-    ).encode()
+        b"dialogue_id,position,speaker,text,act_llm_label@P1,act_llm_confidence@P1,"
+        b"act_llm_label@P2,sentiment_llm_label,sentiment_human_label\n"
+        b'c1,0,A,"Hello, there",inform,0.8,question,neutral,neutral\n'
+        b"c1,1,B,Hi!,inform,,inform,positive,\n"
+        b"c2,0,A,Bye,directive,0.6,,,\n"
+    )
     result = import_bytes(data, name="calls.csv")
     assert (result.created, result.utterances) == (2, 3)
     first = Utterance.objects.get(dialogue__external_id="c1", position=0)
@@ -134,7 +177,9 @@ def test_reimporting_known_dialogues_skips_them(import_bytes):
     assert _counts()[0] == before[0] + 1
 
 
-def test_update_replaces_text_and_llm_labels_and_only_adds_human_labels(import_bytes, annotator_ann):
+def test_update_replaces_text_and_llm_labels_and_only_adds_human_labels(
+    import_bytes, annotator_ann
+):
     first = dialogue("d1", n_turns=2, llm={"act": [{"prompt": "P1", "label": "inform"}]},
                      human={"act": {"label": "inform", "annotator": "ann"}})  # fmt: skip
     import_bytes(jsonl(first))
@@ -146,12 +191,18 @@ def test_update_replaces_text_and_llm_labels_and_only_adds_human_labels(import_b
                       human={"act": {"label": "inform", "annotator": "ann"}})  # fmt: skip
     second["turns"][0]["text"] = "edited"
     result = import_bytes(jsonl(second), update=True)
-    assert (result.created, result.updated, result.skipped, result.utterances) == (0, 1, 0, 3)
+    assert (result.created, result.updated, result.skipped, result.utterances) == (
+        0,
+        1,
+        0,
+        3,
+    )
     assert Utterance.objects.get(position=0).text == "edited"
     assert Utterance.objects.count() == 3
-    assert [(a.prompt, a.label.value) for a in _llm(Utterance.objects.get(position=0), "act")] == [
-        ("P2", "question")
-    ]
+    assert [
+        (a.prompt, a.label.value)
+        for a in _llm(Utterance.objects.get(position=0), "act")
+    ] == [("P2", "question")]
     assert SoftLabel.objects.get(utterance__position=0).label.value == "question"
     # two imported rows for turns 0-1 (the same answer is not added twice), one for turn 2,
     # and the annotation made in between
@@ -177,54 +228,293 @@ def test_a_bad_line_late_in_a_large_file_rolls_back_every_chunk(import_bytes):
 def test_progress_is_reported_in_bytes(import_bytes):
     seen: list[tuple[int, int]] = []
     data = jsonl(*[dialogue(f"d{i}", n_turns=4) for i in range(30)])
-    import_bytes(data, chunk_utterances=40, on_progress=lambda done, total: seen.append((done, total)))
+    import_bytes(
+        data,
+        chunk_utterances=40,
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen[-1] == (len(data), len(data))
-    assert len(seen) >= 3 and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    assert len(seen) >= 3 and all(
+        a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False)
+    )
 
 
 LONG = "x" * 2000
 
 MALFORMED: list[tuple[str, str, bytes, int | None, str, str]] = [
     # (case, file name, content, line, field, message fragment)
-    ("invalid json", "f.jsonl", jsonl(dialogue()) + b'{"id": "d9", "turns": [\n', 2, "", "invalid JSON"),
+    (
+        "invalid json",
+        "f.jsonl",
+        jsonl(dialogue()) + b'{"id": "d9", "turns": [\n',
+        2,
+        "",
+        "invalid JSON",
+    ),
     ("not an object", "f.jsonl", b"[1, 2]\n", 1, "", "expected a JSON object"),
-    ("non-utf8 bytes", "f.jsonl", jsonl(dialogue()) + '{"id": "é"}\n'.encode("latin-1"), 2, "", "not valid UTF-8"),
+    (
+        "non-utf8 bytes",
+        "f.jsonl",
+        jsonl(dialogue()) + '{"id": "é"}\n'.encode("latin-1"),
+        2,
+        "",
+        "not valid UTF-8",
+    ),
     ("utf-16", "f.jsonl", '{"id": "x"}\n'.encode("utf-16"), 1, "", "UTF-16"),
-    ("missing id", "f.jsonl", b'{"turns": [{"speaker": "A", "text": "hi"}]}\n', 1, "id", "missing"),
+    (
+        "missing id",
+        "f.jsonl",
+        b'{"turns": [{"speaker": "A", "text": "hi"}]}\n',
+        1,
+        "id",
+        "missing",
+    ),
     ("missing turns", "f.jsonl", b'{"id": "d1"}\n', 1, "turns", "missing"),
     ("no turns", "f.jsonl", b'{"id": "d1", "turns": []}\n', 1, "turns", "non-empty"),
-    ("missing text", "f.jsonl", b'{"id": "d1", "turns": [{"speaker": "A"}]}\n', 1, "turns[0].text", "missing"),
-    ("missing speaker", "f.jsonl", b'{"id": "d1", "turns": [{"text": "hi"}]}\n', 1, "turns[0].speaker", "missing"),
-    ("unknown turn key", "f.jsonl", b'{"id": "d1", "turns": [{"speaker": "A", "txt": "hi"}]}\n', 1, "turns[0].txt", "unknown key"),
-    ("unknown label", "f.jsonl", jsonl(dialogue(llm={"act": "chitchat"})), 1, "turns[0].llm.act", "unknown label 'chitchat'"),
-    ("unknown human label", "f.jsonl", jsonl(dialogue(human={"sentiment": "angry"})), 1, "turns[0].human.sentiment", "unknown label"),
-    ("unknown task", "f.jsonl", jsonl(dialogue(llm={"topic": "x"})), 1, "turns[0].llm.topic", "unknown task"),
-    ("bad confidence", "f.jsonl", jsonl(dialogue(llm={"act": {"label": "inform", "confidence": 1.5}})), 1, "turns[0].llm.act.confidence", "[0, 1]"),
-    ("bad distribution", "f.jsonl", jsonl(dialogue(llm={"act": {"distribution": {"inform": -1}}})), 1, "turns[0].llm.act.distribution.inform", "non-negative"),
-    ("same prompt twice", "f.jsonl", jsonl(dialogue(llm={"act": [{"prompt": "P1", "label": "inform"}, {"prompt": "P1", "label": "question"}]})), 1, "turns[0].llm.act", "same prompt"),
-    ("bad timestamp", "f.jsonl", jsonl(dialogue(timestamp="yesterday")), 1, "turns[0].timestamp", "ISO 8601"),
-    ("duplicate position", "f.jsonl", b'{"id": "d1", "turns": [{"position": 0, "speaker": "A", "text": "a"}, {"position": 0, "speaker": "B", "text": "b"}]}\n', 1, "turns[1].position", "duplicate position 0"),
-    ("missing position", "f.jsonl", b'{"id": "d1", "turns": [{"position": 0, "speaker": "A", "text": "a"}, {"position": 2, "speaker": "B", "text": "b"}]}\n', 1, "turns", "position 1 is missing"),
-    ("position on some turns only", "f.jsonl", b'{"id": "d1", "turns": [{"position": 0, "speaker": "A", "text": "a"}, {"speaker": "B", "text": "b"}]}\n', 1, "turns[1].position", "missing"),
-    ("duplicate dialogue id", "f.jsonl", jsonl(dialogue("d1"), dialogue("d2"), dialogue("d1")), 3, "id", "already on line 1"),
+    (
+        "missing text",
+        "f.jsonl",
+        b'{"id": "d1", "turns": [{"speaker": "A"}]}\n',
+        1,
+        "turns[0].text",
+        "missing",
+    ),
+    (
+        "missing speaker",
+        "f.jsonl",
+        b'{"id": "d1", "turns": [{"text": "hi"}]}\n',
+        1,
+        "turns[0].speaker",
+        "missing",
+    ),
+    (
+        "unknown turn key",
+        "f.jsonl",
+        b'{"id": "d1", "turns": [{"speaker": "A", "txt": "hi"}]}\n',
+        1,
+        "turns[0].txt",
+        "unknown key",
+    ),
+    (
+        "unknown label",
+        "f.jsonl",
+        jsonl(dialogue(llm={"act": "chitchat"})),
+        1,
+        "turns[0].llm.act",
+        "unknown label 'chitchat'",
+    ),
+    (
+        "unknown human label",
+        "f.jsonl",
+        jsonl(dialogue(human={"sentiment": "angry"})),
+        1,
+        "turns[0].human.sentiment",
+        "unknown label",
+    ),
+    (
+        "unknown task",
+        "f.jsonl",
+        jsonl(dialogue(llm={"topic": "x"})),
+        1,
+        "turns[0].llm.topic",
+        "unknown task",
+    ),
+    (
+        "bad confidence",
+        "f.jsonl",
+        jsonl(dialogue(llm={"act": {"label": "inform", "confidence": 1.5}})),
+        1,
+        "turns[0].llm.act.confidence",
+        "[0, 1]",
+    ),
+    (
+        "bad distribution",
+        "f.jsonl",
+        jsonl(dialogue(llm={"act": {"distribution": {"inform": -1}}})),
+        1,
+        "turns[0].llm.act.distribution.inform",
+        "non-negative",
+    ),
+    (
+        "same prompt twice",
+        "f.jsonl",
+        jsonl(
+            dialogue(
+                llm={
+                    "act": [
+                        {"prompt": "P1", "label": "inform"},
+                        {"prompt": "P1", "label": "question"},
+                    ]
+                }
+            )
+        ),
+        1,
+        "turns[0].llm.act",
+        "same prompt",
+    ),
+    (
+        "bad timestamp",
+        "f.jsonl",
+        jsonl(dialogue(timestamp="yesterday")),
+        1,
+        "turns[0].timestamp",
+        "ISO 8601",
+    ),
+    (
+        "duplicate position",
+        "f.jsonl",
+        b'{"id": "d1", "turns": [{"position": 0, "speaker": "A", "text": "a"}, {"position": 0, "speaker": "B", "text": "b"}]}\n',
+        1,
+        "turns[1].position",
+        "duplicate position 0",
+    ),
+    (
+        "missing position",
+        "f.jsonl",
+        b'{"id": "d1", "turns": [{"position": 0, "speaker": "A", "text": "a"}, {"position": 2, "speaker": "B", "text": "b"}]}\n',
+        1,
+        "turns",
+        "position 1 is missing",
+    ),
+    (
+        "position on some turns only",
+        "f.jsonl",
+        b'{"id": "d1", "turns": [{"position": 0, "speaker": "A", "text": "a"}, {"speaker": "B", "text": "b"}]}\n',
+        1,
+        "turns[1].position",
+        "missing",
+    ),
+    (
+        "duplicate dialogue id",
+        "f.jsonl",
+        jsonl(dialogue("d1"), dialogue("d2"), dialogue("d1")),
+        3,
+        "id",
+        "already on line 1",
+    ),
     ("empty file", "f.jsonl", b"", None, "", "empty"),
     ("blank lines only", "f.jsonl", b"\n  \n", None, "", "empty"),
-    ("oversized line", "f.jsonl", jsonl(dialogue()) + jsonl(dialogue("big", text=LONG))[:-1] + b"\n", 2, "", "longer than the limit"),
-    ("csv missing column", "f.csv", b"dialogue_id,position,text\nd1,0,hi\n", 1, "speaker", "missing column"),
-    ("csv unknown column", "f.csv", b"dialogue_id,position,speaker,text,mood\nd1,0,A,hi,ok\n", 1, "mood", "unknown column"),
-    ("csv unknown task column", "f.csv", b"dialogue_id,position,speaker,text,topic_llm_label\nd1,0,A,hi,x\n", 1, "topic_llm_label", "unknown task"),
-    ("csv duplicate column", "f.csv", b"dialogue_id,position,speaker,text,text\nd1,0,A,hi,hi\n", 1, "text", "duplicate column"),
-    ("csv confidence without label column", "f.csv", b"dialogue_id,position,speaker,text,act_llm_confidence\nd1,0,A,hi,0.5\n", 1, "act_llm_confidence", "without its label"),
-    ("csv bad position", "f.csv", b"dialogue_id,position,speaker,text\nd1,zero,A,hi\n", 2, "position", "integer"),
-    ("csv short row", "f.csv", b"dialogue_id,position,speaker,text\nd1,0,A\n", 2, "", "expected 4 cells"),
-    ("csv unknown label", "f.csv", b"dialogue_id,position,speaker,text,act_llm_label\nd1,0,A,hi,inform\nd1,1,B,yo,chat\n", 3, "act_llm_label", "unknown label"),
-    ("csv bad confidence", "f.csv", b"dialogue_id,position,speaker,text,act_llm_label,act_llm_confidence\nd1,0,A,hi,inform,high\n", 2, "act_llm_confidence", "expected a number"),
-    ("csv duplicate position", "f.csv", b"dialogue_id,position,speaker,text\nd1,0,A,hi\nd1,0,B,yo\n", 2, "position[1].position", "duplicate position 0"),
-    ("csv missing position", "f.csv", b"dialogue_id,position,speaker,text\nd1,0,A,hi\nd1,2,B,yo\n", 2, "position", "position 1 is missing"),
-    ("csv rows not contiguous", "f.csv", b"dialogue_id,position,speaker,text\nd1,0,A,hi\nd2,0,A,x\nd1,1,B,yo\n", 4, "dialogue_id", "contiguous"),
-    ("csv header only", "f.csv", b"dialogue_id,position,speaker,text\n", None, "", "empty"),
+    (
+        "oversized line",
+        "f.jsonl",
+        jsonl(dialogue()) + jsonl(dialogue("big", text=LONG))[:-1] + b"\n",
+        2,
+        "",
+        "longer than the limit",
+    ),
+    (
+        "csv missing column",
+        "f.csv",
+        b"dialogue_id,position,text\nd1,0,hi\n",
+        1,
+        "speaker",
+        "missing column",
+    ),
+    (
+        "csv unknown column",
+        "f.csv",
+        b"dialogue_id,position,speaker,text,mood\nd1,0,A,hi,ok\n",
+        1,
+        "mood",
+        "unknown column",
+    ),
+    (
+        "csv unknown task column",
+        "f.csv",
+        b"dialogue_id,position,speaker,text,topic_llm_label\nd1,0,A,hi,x\n",
+        1,
+        "topic_llm_label",
+        "unknown task",
+    ),
+    (
+        "csv duplicate column",
+        "f.csv",
+        b"dialogue_id,position,speaker,text,text\nd1,0,A,hi,hi\n",
+        1,
+        "text",
+        "duplicate column",
+    ),
+    (
+        "csv confidence without label column",
+        "f.csv",
+        b"dialogue_id,position,speaker,text,act_llm_confidence\nd1,0,A,hi,0.5\n",
+        1,
+        "act_llm_confidence",
+        "without its label",
+    ),
+    (
+        "csv bad position",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\nd1,zero,A,hi\n",
+        2,
+        "position",
+        "integer",
+    ),
+    (
+        "csv short row",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\nd1,0,A\n",
+        2,
+        "",
+        "expected 4 cells",
+    ),
+    (
+        "csv unknown label",
+        "f.csv",
+        b"dialogue_id,position,speaker,text,act_llm_label\nd1,0,A,hi,inform\nd1,1,B,yo,chat\n",
+        3,
+        "act_llm_label",
+        "unknown label",
+    ),
+    (
+        "csv bad confidence",
+        "f.csv",
+        b"dialogue_id,position,speaker,text,act_llm_label,act_llm_confidence\nd1,0,A,hi,inform,high\n",
+        2,
+        "act_llm_confidence",
+        "expected a number",
+    ),
+    (
+        "csv duplicate position",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\nd1,0,A,hi\nd1,0,B,yo\n",
+        2,
+        "position[1].position",
+        "duplicate position 0",
+    ),
+    (
+        "csv missing position",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\nd1,0,A,hi\nd1,2,B,yo\n",
+        2,
+        "position",
+        "position 1 is missing",
+    ),
+    (
+        "csv rows not contiguous",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\nd1,0,A,hi\nd2,0,A,x\nd1,1,B,yo\n",
+        4,
+        "dialogue_id",
+        "contiguous",
+    ),
+    (
+        "csv header only",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\n",
+        None,
+        "",
+        "empty",
+    ),
     ("csv empty", "f.csv", b"", None, "", "empty"),
-    ("csv non-utf8", "f.csv", b"dialogue_id,position,speaker,text\nd1,0,A,caf\xe9\n", 2, "", "not valid UTF-8"),
+    (
+        "csv non-utf8",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\nd1,0,A,caf\xe9\n",
+        2,
+        "",
+        "not valid UTF-8",
+    ),
     ("unknown extension", "f.txt", jsonl(dialogue()), None, "", "unknown file type"),
 ]
 
@@ -235,10 +525,18 @@ MALFORMED: list[tuple[str, str, bytes, int | None, str, str]] = [
     ids=[case[0] for case in MALFORMED],
 )
 def test_a_malformed_file_names_line_and_field_and_imports_nothing(
-    import_bytes, settings, name: str, content: bytes, line: int | None, field: str, fragment: str
+    import_bytes,
+    settings,
+    name: str,
+    content: bytes,
+    line: int | None,
+    field: str,
+    fragment: str,
 ):
     settings.PARLEY_IMPORT_MAX_LINE_KB = 1
-    import_bytes(jsonl(dialogue("existing", llm={"act": "inform"}, human={"act": "inform"})))
+    import_bytes(
+        jsonl(dialogue("existing", llm={"act": "inform"}, human={"act": "inform"}))
+    )
     before = _counts()
     with pytest.raises(TranscriptError) as info:
         import_bytes(content, name=name)
@@ -277,7 +575,11 @@ def test_the_jsonl_examples_and_an_export_follow_the_json_schema(project, import
     for path in sorted((DOCS / "examples").glob("*.jsonl")):
         lines += path.read_text().splitlines()
         import_bytes(path.read_bytes(), name=path.name)
-    lines += b"".join(export_response(project, "jsonl").streaming_content).decode().splitlines()
+    lines += (
+        b"".join(export_response(project, "jsonl").streaming_content)
+        .decode()
+        .splitlines()
+    )
     for line in lines:
         validator.validate(json.loads(line))
     with pytest.raises(jsonschema.ValidationError):

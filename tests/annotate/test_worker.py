@@ -74,19 +74,36 @@ def test_an_import_job_completes_on_a_real_worker(redis_worker, project, admin_a
     assert connection.vendor == "postgresql"
     job = services.import_job_create(
         project=project,
-        upload=SimpleUploadedFile("w.jsonl", jsonl(*[dialogue(f"d{i}", n_turns=4, llm={"act": "inform"}) for i in range(20)])),
+        upload=SimpleUploadedFile(
+            "w.jsonl",
+            jsonl(
+                *[
+                    dialogue(f"d{i}", n_turns=4, llm={"act": "inform"})
+                    for i in range(20)
+                ]
+            ),
+        ),
         user=admin_alice,
     )
     job = _wait_finished(job)
-    assert (job.status, job.created, job.utterances, job.error) == ("succeeded", 20, 80, "")
+    assert (job.status, job.created, job.utterances, job.error) == (
+        "succeeded",
+        20,
+        80,
+        "",
+    )
     assert Dialogue.objects.filter(project=project).count() == 20
 
 
-def test_the_api_import_runs_on_the_worker_and_reports_failures(redis_worker, client, project, admin_alice):
+def test_the_api_import_runs_on_the_worker_and_reports_failures(
+    redis_worker, client, project, admin_alice
+):
     _, key = services.api_token_create(user=admin_alice, name="ci")
     auth = {"Authorization": f"Bearer {key}"}
     bad = SimpleUploadedFile("bad.jsonl", jsonl(dialogue("d1")) + b"not json\n")
-    response = client.post("/api/projects/support/imports/", {"file": bad}, headers=auth)
+    response = client.post(
+        "/api/projects/support/imports/", {"file": bad}, headers=auth
+    )
     assert response.status_code == 202
     job = _wait_finished(ImportJob.objects.get(pk=response.json()["id"]))
     status = client.get(response["Location"], headers=auth).json()
@@ -97,14 +114,25 @@ def test_the_api_import_runs_on_the_worker_and_reports_failures(redis_worker, cl
 
 def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
     """No DATABASE_URL, no REDIS_URL: SQLite plus the filesystem broker, and a real worker."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+    }
     env |= {"DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "true",
             "PARLEY_DATA_DIR": str(tmp_path / "var")}  # fmt: skip
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([*manage, "create_project", "emb", "--task", "act=inform,question"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [*manage, "create_project", "emb", "--task", "act=inform,question"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     upload = tmp_path / "e.jsonl"
-    upload.write_bytes(jsonl(*[dialogue(f"e{i}", llm={"act": "question"}) for i in range(5)]))
+    upload.write_bytes(
+        jsonl(*[dialogue(f"e{i}", llm={"act": "question"}) for i in range(5)])
+    )
     script = (
         "from django.core.files.uploadedfile import SimpleUploadedFile;"
         "from annotate import services; from annotate.models import Project;"

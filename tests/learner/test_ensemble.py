@@ -34,4 +34,9 @@ def test_learner_never_imports_django():
     import sys
 
     code = "import sys, learner, learner.ensemble; print('django' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

@@ -14,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("username")
-        parser.add_argument("--name", default="cli", help="A name to recognise the token by.")
+        parser.add_argument(
+            "--name", default="cli", help="A name to recognise the token by."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

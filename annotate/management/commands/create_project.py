@@ -30,8 +30,12 @@ class Command(BaseCommand):
             tasks[name.strip()] = values
         try:
             project = services.project_create(
-                name=options["name"] or options["slug"], slug=options["slug"], tasks=tasks
+                name=options["name"] or options["slug"],
+                slug=options["slug"],
+                tasks=tasks,
             )
         except (IntegrityError, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Created project {project.slug} with tasks: {', '.join(tasks) or '-'}")
+        self.stdout.write(
+            f"Created project {project.slug} with tasks: {', '.join(tasks) or '-'}"
+        )

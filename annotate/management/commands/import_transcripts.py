@@ -18,7 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument("--project", required=True, help="Project slug.")
-        parser.add_argument("--format", choices=["jsonl", "csv"], help="Default: by extension.")
+        parser.add_argument(
+            "--format", choices=["jsonl", "csv"], help="Default: by extension."
+        )
         parser.add_argument(
             "--update", action="store_true",
             help="Update dialogues whose id is already known instead of skipping them.",

@@ -24,7 +24,7 @@ demo: migrate
 ## Serve Parley at http://127.0.0.1:8000 with a Celery worker beside it (embedded default,
 ## or PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set).
 run: demo
-	$(BIN)/honcho start
+	$(BIN)/honcho start --port $${PORT:-8000}
 
 ## The test suite, against PostgreSQL and Redis (DATABASE_URL/REDIS_URL, default: local servers).
 test: install

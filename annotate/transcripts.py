@@ -726,11 +726,16 @@ def dialogue_to_csv_rows(
         yield row
 
 
+class _Echo:
+    """A file-like object whose write returns what it is given (for streaming CSV)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+_CSV_LINE = csv.writer(_Echo())
+
+
 def csv_writer_line(row: list[str]) -> str:
     """One CSV row as text (for streaming responses)."""
-
-    class _Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    return str(csv.writer(_Echo()).writerow(row))
+    return str(_CSV_LINE.writerow(row))

@@ -23,8 +23,9 @@ def BULK_FK(on_delete: Any) -> dict[str, Any]:  # noqa: N802 - reads like a cons
     constraint costs a trigger call per row at commit: with them, 50,000 utterances spent
     3.2 of 11 seconds in those checks (bench/import.py). The utterance key keeps its
     database constraint; task and label are written only from the project's own Label rows
-    and their deletion is still cascaded/protected by Django's `on_delete`. Their indexes
-    are covered by the composite indexes of each table.
+    and their deletion is still cascaded/protected by Django's `on_delete`. They carry no
+    index of their own either: every read of these tables goes through the utterance (the
+    leading column of each table's unique index); only deleting a whole task or label scans.
     """
     return {"on_delete": on_delete, "db_constraint": False, "db_index": False}
 
@@ -200,8 +201,9 @@ class Dialogue(models.Model):
 
 
 class Utterance(models.Model):
+    # No separate index: utterance_unique_position (dialogue, position) serves dialogue lookups.
     dialogue = models.ForeignKey(
-        Dialogue, on_delete=models.CASCADE, related_name="utterances"
+        Dialogue, on_delete=models.CASCADE, related_name="utterances", db_index=False
     )
     position = models.PositiveIntegerField()
     speaker = models.CharField(max_length=100)
@@ -253,7 +255,6 @@ class LlmLabel(models.Model):
                 name="llmlabel_confidence_range",
             ),
         ]
-        indexes: ClassVar = [models.Index(fields=["task", "prompt"])]
 
     def __str__(self) -> str:
         return f"{self.prompt or 'answer'} → label {self.label_id} (utterance {self.utterance_id})"
@@ -283,7 +284,6 @@ class SoftLabel(models.Model):
                 fields=["utterance", "task"], name="softlabel_unique"
             ),
         ]
-        indexes: ClassVar = [models.Index(fields=["task", "confidence"])]
 
     def __str__(self) -> str:
         return f"soft label {self.label_id} (utterance {self.utterance_id})"

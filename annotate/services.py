@@ -213,10 +213,12 @@ class _ImportWriter:
         self.now = timezone.now()
         self.task_ids: dict[str, int] = {}
         self.label_ids: dict[tuple[str, str], int] = {}
+        self.task_label_ids: dict[str, dict[str, int]] = {}
         self.labels: dict[str, list[str]] = {}
         for label in Label.objects.filter(task__project=project).select_related("task"):
             self.task_ids[label.task.name] = label.task_id
             self.label_ids[(label.task.name, label.value)] = label.pk
+            self.task_label_ids.setdefault(label.task.name, {})[label.value] = label.pk
             self.labels.setdefault(label.task.name, []).append(label.value)
 
     def write(self, records: list[DialogueRecord]) -> None:
@@ -362,21 +364,23 @@ class _ImportWriter:
         known_human = (
             self._known_human([pk for pk, _ in pairs]) if skip_known_human else set()
         )
+        now = self.now
         for utterance_id, turn in pairs:
             for task_name, answers in turn.llm.items():
                 task_id = self.task_ids[task_name]
+                label_ids = self.task_label_ids[task_name]
                 for a in answers:
                     dist_json = _json(a.distribution)
                     llm_rows.append((
-                        utterance_id, task_id, a.prompt, a.model,
-                        self.label_ids[(task_name, a.label)], a.confidence, dist_json, self.now,
+                        utterance_id, task_id, a.prompt, a.model, label_ids[a.label],
+                        a.confidence, dist_json, now,
                     ))  # fmt: skip
                 if len(answers) == 1:  # the ensemble of one answer is that answer
                     dist = answers[0].distribution
                     best = max(dist, key=dist.__getitem__)
                     soft_rows.append((
-                        utterance_id, task_id, dist_json, self.label_ids[(task_name, best)],
-                        dist[best], 1.0, 1, self.now,
+                        utterance_id, task_id, dist_json, label_ids[best], dist[best], 1.0, 1,
+                        now,
                     ))  # fmt: skip
                 else:
                     soft_rows.append(self._soft_row(utterance_id, task_name, answers))
@@ -419,7 +423,7 @@ class _ImportWriter:
         best = max(range(len(labels)), key=mean.__getitem__)
         return (
             utterance_id, self.task_ids[task_name], _json(dict(zip(labels, mean, strict=True))),
-            self.label_ids[(task_name, labels[best])], mean[best], agreement(dists, mean),
+            self.task_label_ids[task_name][labels[best]], mean[best], agreement(dists, mean),
             len(answers), self.now,
         )  # fmt: skip
 

@@ -176,40 +176,58 @@ def _parse_distribution(
 
 
 def _parse_answer(
-    loc: _Located, field: str, schema: Schema, task: str, value: object
+    loc: _Located,
+    task_field: str,
+    index: int | None,
+    schema: Schema,
+    task: str,
+    value: object,
 ) -> LlmAnswer:
-    """One LLM answer in any of its shapes: a label, {label, confidence}, {distribution}."""
+    """One LLM answer in any of its shapes: a label, {label, confidence}, {distribution}.
+
+    The hot loop of an import (one call per utterance × prompt): field names for the error
+    messages are only built when there is an error.
+    """
+
+    def where(key: str = "") -> str:
+        field = task_field if index is None else f"{task_field}[{index}]"
+        return f"{field}.{key}" if key else field
+
+    labels = schema[task]
     if isinstance(value, str):
-        label = _check_label(loc, field, schema, task, value)
-        return LlmAnswer(
-            "", "", label, None, spread_confidence(schema[task], label, None)
-        )
+        if value not in labels:
+            _check_label(loc, where(), schema, task, value)
+        return LlmAnswer("", "", value, None, spread_confidence(labels, value, None))
     if not isinstance(value, dict):
         raise loc.error(
-            field, "expected a label, an object or a list of per-prompt answers"
+            where(), "expected a label, an object or a list of per-prompt answers"
         )
-    unknown = set(value) - ANSWER_KEYS
-    if unknown:
-        raise loc.error(f"{field}.{sorted(unknown)[0]}", "unknown key")
+    if not ANSWER_KEYS.issuperset(value):
+        raise loc.error(where(sorted(set(value) - ANSWER_KEYS)[0]), "unknown key")
     prompt = value.get("prompt", "")
     model = value.get("model", "")
-    for key, text in (("prompt", prompt), ("model", model)):
-        if not isinstance(text, str) or len(text) > 50 + 50 * (key == "model"):
-            raise loc.error(f"{field}.{key}", "expected a short string")
-    confidence = _check_confidence(loc, f"{field}.confidence", value.get("confidence"))
+    if not isinstance(prompt, str) or len(prompt) > 50:
+        raise loc.error(where("prompt"), "expected a short string")
+    if not isinstance(model, str) or len(model) > 100:
+        raise loc.error(where("model"), "expected a short string")
+    confidence = value.get("confidence")
+    if confidence is not None:
+        if not _is_number(confidence) or not 0.0 <= confidence <= 1.0:
+            _check_confidence(loc, where("confidence"), confidence)  # raises
+        confidence = float(confidence)
+    label = value.get("label")
+    if "label" in value and label not in labels:
+        _check_label(loc, where("label"), schema, task, label)  # raises
     if "distribution" in value:
         dist = _parse_distribution(
-            loc, f"{field}.distribution", schema, task, value["distribution"]
+            loc, where("distribution"), schema, task, value["distribution"]
         )
-        if "label" in value:
-            label = _check_label(loc, f"{field}.label", schema, task, value["label"])
-        else:
+        if label is None:
             label = max(dist, key=dist.__getitem__)
-    elif "label" in value:
-        label = _check_label(loc, f"{field}.label", schema, task, value["label"])
-        dist = spread_confidence(schema[task], label, confidence)
+    elif label is not None:
+        dist = spread_confidence(labels, label, confidence)
     else:
-        raise loc.error(f"{field}.label", "missing: give a label or a distribution")
+        raise loc.error(where("label"), "missing: give a label or a distribution")
     return LlmAnswer(prompt, model, label, confidence, dist)
 
 
@@ -225,22 +243,20 @@ def _parse_llm(
             raise loc.error(
                 task_field, f"unknown task (project tasks: {', '.join(schema)})"
             )
-        items = answer if isinstance(answer, list) else [answer]
-        if not items:
-            raise loc.error(task_field, "empty list of answers")
-        answers = [
-            _parse_answer(
-                loc,
-                f"{task_field}[{i}]" if isinstance(answer, list) else task_field,
-                schema,
-                task,
-                item,
-            )
-            for i, item in enumerate(items)
-        ]
-        sources = [(a.prompt, a.model) for a in answers]
-        if len(set(sources)) != len(sources):
-            raise loc.error(task_field, "two answers from the same prompt and model")
+        if isinstance(answer, list):
+            if not answer:
+                raise loc.error(task_field, "empty list of answers")
+            answers = [
+                _parse_answer(loc, task_field, i, schema, task, item)
+                for i, item in enumerate(answer)
+            ]
+            sources = {(a.prompt, a.model) for a in answers}
+            if len(sources) != len(answers):
+                raise loc.error(
+                    task_field, "two answers from the same prompt and model"
+                )
+        else:
+            answers = [_parse_answer(loc, task_field, None, schema, task, answer)]
         result[task] = answers
     return result
 

@@ -32,8 +32,10 @@ def agreement(distributions: Sequence[Sequence[float]], mean: Sequence[float]) -
     """
     if not distributions:
         raise ValueError("agreement needs at least one distribution")
-    tv = [
-        0.5 * sum(abs(p - q) for p, q in zip(dist, mean, strict=True))
-        for dist in distributions
-    ]
-    return 1.0 - sum(tv) / len(tv)
+    total = 0.0  # Σ_m Σ_c |p_m(c) − ȳ(c)|, in plain loops: an import calls this per utterance
+    for dist in distributions:
+        if len(dist) != len(mean):
+            raise ValueError("distributions and mean differ in length")
+        for p, q in zip(dist, mean):  # noqa: B905 - lengths checked above
+            total += abs(p - q)
+    return 1.0 - 0.5 * total / len(distributions)

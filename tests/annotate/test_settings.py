@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,22 @@ def test_nothing_configured_runs_embedded(tmp_path):
         "django.core.cache.backends.filebased.FileBasedCache",
     ]  # fmt: skip
     assert (tmp_path / "broker").is_dir()
+
+
+def test_embedded_broker_keeps_all_its_files_in_the_data_dir(tmp_path):
+    out = _settings(
+        {"DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": str(tmp_path)},
+        "__import__('json').dumps(s.CELERY_BROKER_TRANSPORT_OPTIONS)",
+    )
+    assert out.returncode == 0, out.stderr
+    options = json.loads(out.stdout)
+    folders = {
+        v
+        for k, v in options.items()
+        if k.endswith(("folder", "folder_in", "folder_out"))
+    }
+    # kombu's default control folder is ./control, which littered the working directory.
+    assert folders == {str(tmp_path / "broker"), str(tmp_path / "broker" / "control")}
 
 
 def test_urls_move_it_onto_postgres_and_redis(tmp_path):

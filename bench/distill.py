@@ -1,0 +1,224 @@
+"""Distillation benchmark: train the student on LLM labels (+ a fraction of human labels).
+
+    python -m bench.distill --train POOL.jsonl --llm-labels LLM.jsonl --eval EVAL.jsonl \\
+        --task act --objective ce kd llmr pref --human-fraction 0 0.05 0.2 --seeds 3 \\
+        --out results.json
+
+Reads the DailyDialog benchmark format (bench/dailydialog.py), trains with `learner.train` on
+the training file's utterances labelled by the LLM prompt bank, with a fraction F of its
+utterances' gold labels revealed as human labels (whole dialogues, at random, per seed), and
+evaluates on the eval file's gold labels. Prints one row per objective and fraction: accuracy,
+macro-F1, ECE and training time as mean ± std over the seeds, and the LLM ensemble's own
+accuracy on the training pool (majority over prompts) as the teacher reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import dailydialog as dd
+from learner import loss
+from learner.metrics import classification_metrics
+from learner.model import StudentConfig
+from learner.training import OBJECTIVES, TrainingConfig, evaluate, train
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--train", required=True, type=Path, help="dialogues to train on (the pool)"
+    )
+    p.add_argument(
+        "--llm-labels",
+        required=True,
+        type=Path,
+        help="LLM labels of the train dialogues",
+    )
+    p.add_argument(
+        "--eval",
+        required=True,
+        type=Path,
+        help="dialogues to evaluate on (gold labels)",
+    )
+    p.add_argument("--task", required=True, choices=dd.TASKS)
+    p.add_argument(
+        "--objective", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES
+    )
+    p.add_argument("--human-fraction", nargs="+", type=float, default=[0.0])
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    p.add_argument("--out", type=Path, help="write every run and the summary as JSON")
+    p.add_argument(
+        "--limit-dialogues",
+        type=int,
+        default=0,
+        help="use only the first N train/eval dialogues (smoke runs)",
+    )
+    s = p.add_argument_group("student (defaults: learner.StudentConfig)")
+    s.add_argument("--backbone", default=StudentConfig.backbone)
+    s.add_argument("--context-turns", type=int, default=StudentConfig.context_turns)
+    s.add_argument("--max-length", type=int, default=StudentConfig.max_length)
+    d = TrainingConfig()
+    t = p.add_argument_group("training (defaults: learner.TrainingConfig)")
+    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--batch-size", type=int, default=d.batch_size)
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    t.add_argument("--human-weight", type=float, default=d.human_weight, help="β")
+    t.add_argument(
+        "--kd-weight", type=float, default=d.kd_weight, help="λ_kd (pref only)"
+    )
+    t.add_argument(
+        "--llmr-entropy", type=float, default=d.llmr_entropy, help="λ (llmr only)"
+    )
+    t.add_argument(
+        "--gamma", type=float, default=d.pref.gamma, help="pref margin scale γ"
+    )
+    t.add_argument("--tau", type=float, default=d.pref.tau, help="pref threshold τ")
+    t.add_argument(
+        "--window",
+        type=int,
+        default=d.pref.window,
+        help="pref pair window W (0: whole dialogue)",
+    )
+    t.add_argument(
+        "--trim", type=float, default=d.pref.trim, help="pref small-loss trimming ρ"
+    )
+    t.add_argument("--hinge", action="store_true", default=d.pref.hinge)
+    t.add_argument(
+        "--unweighted", action="store_true", help="pref without the a_i·a_j weights"
+    )
+    t.add_argument(
+        "--cross-dialogue",
+        action="store_true",
+        help="pref pairs across dialogues (control)",
+    )
+    t.add_argument("--two-stage", action="store_true", default=d.two_stage)
+    t.add_argument("--stage2-epochs", type=int, default=d.stage2_epochs)
+    t.add_argument("--device", default=d.device)
+    return p.parse_args(argv)  # fmt: skip
+
+
+def training_config(
+    args: argparse.Namespace, objective: str, seed: int
+) -> TrainingConfig:
+    return TrainingConfig(
+        objective=objective, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        seed=seed, device=args.device, val_fraction=args.val_fraction,
+        human_weight=args.human_weight, kd_weight=args.kd_weight, llmr_entropy=args.llmr_entropy,
+        pref=loss.PrefOptions(gamma=args.gamma, tau=args.tau, window=args.window, hinge=args.hinge,
+                              trim=args.trim, weighted=not args.unweighted,
+                              cross_dialogue=args.cross_dialogue),
+        two_stage=args.two_stage, stage2_epochs=args.stage2_epochs,
+    )  # fmt: skip
+
+
+def teacher_reference(
+    pool: list[list[dd.Turn]], llm: Any, task: str
+) -> dict[str, float]:
+    labels = dd.LABELS[task]
+    predicted = torch.tensor(dd.teacher_majority(pool, llm, task))
+    gold = torch.tensor(dd.gold_indices(pool, task))
+    known = predicted >= 0
+    one_hot = torch.nn.functional.one_hot(predicted[known], len(labels)).float()
+    m = classification_metrics(one_hot, gold[known], labels)
+    return {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "n": m.n}
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    pool = dd.read_dialogues(args.train)
+    evaluation = dd.read_dialogues(args.eval)
+    if args.limit_dialogues:
+        pool, evaluation = (
+            pool[: args.limit_dialogues],
+            evaluation[: args.limit_dialogues],
+        )
+    llm = dd.read_llm_labels(args.llm_labels, args.task)
+    labels = dd.LABELS[args.task]
+    teacher = teacher_reference(pool, llm, args.task)
+    eval_examples = dd.examples(evaluation, args.task)
+    eval_gold = dd.gold_indices(evaluation, args.task)
+    student_config = StudentConfig(labels=labels, backbone=args.backbone,
+                                   context_turns=args.context_turns, max_length=args.max_length)  # fmt: skip
+    print(f"# task {args.task}: train {sum(map(len, pool))} utterances ({len(pool)} dialogues), "
+          f"eval {len(eval_gold)}; torch threads {torch.get_num_threads()}")  # fmt: skip
+    print(f"# teacher (LLM majority over prompts) on the training pool: accuracy {teacher['accuracy']:.4f}, "
+          f"macro-F1 {teacher['macro_f1']:.4f}")  # fmt: skip
+    runs = []
+    for fraction in args.human_fraction:
+        for objective in args.objective:
+            for seed in range(args.seeds):
+                human = dd.reveal_human(pool, fraction, seed)
+                train_examples = dd.examples(
+                    pool, args.task, llm=llm, human_dialogues=human
+                )
+                config = training_config(args, objective, seed)
+                result = train(train_examples, student_config, config)
+                started = time.perf_counter()
+                metrics = evaluate(result.student, eval_examples, eval_gold, labels)
+                runs.append({
+                    "objective": objective, "human_fraction": fraction, "seed": seed,
+                    "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "ece": metrics.ece,
+                    "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - started,
+                    "utterances_seen": result.utterances_seen, "best_epoch": result.best_epoch,
+                    "history": result.history, "per_class": metrics.as_dict()["per_class"],
+                })  # fmt: skip
+                print(f"  run {objective} F={fraction} seed={seed}: acc {metrics.accuracy:.4f} "
+                      f"F1 {metrics.macro_f1:.4f} ECE {metrics.ece:.4f} "
+                      f"({result.seconds:.0f} s, best epoch {result.best_epoch})", flush=True)  # fmt: skip
+    summary = []
+    print(
+        "\n| task | objective | human F | accuracy | macro-F1 | ECE | train s | seeds |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for fraction in args.human_fraction:
+        for objective in args.objective:
+            rows = [
+                r
+                for r in runs
+                if r["objective"] == objective and r["human_fraction"] == fraction
+            ]
+            row = {
+                "objective": objective,
+                "human_fraction": fraction,
+                "seeds": len(rows),
+            }
+            for key in ("accuracy", "macro_f1", "ece", "train_seconds"):
+                row[key] = statistics.mean(r[key] for r in rows)
+                row[f"{key}_std"] = (
+                    statistics.stdev(r[key] for r in rows) if len(rows) > 1 else 0.0
+                )
+            summary.append(row)
+            print(f"| {args.task} | {objective} | {fraction:g} | {mean_std([r['accuracy'] for r in rows])} | "
+                  f"{mean_std([r['macro_f1'] for r in rows])} | {mean_std([r['ece'] for r in rows])} | "
+                  f"{statistics.mean(r['train_seconds'] for r in rows):.0f} | {len(rows)} |")  # fmt: skip
+    report = {
+        "command": " ".join(["python -m bench.distill", *(argv if argv is not None else sys.argv[1:])]),
+        "task": args.task, "teacher": teacher, "student": asdict(student_config),
+        "training": {k: str(v) for k, v in vars(args).items()}, "summary": summary, "runs": runs,
+    }  # fmt: skip
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

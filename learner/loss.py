@@ -1,0 +1,153 @@
+"""The student's training objectives, as specified in DESIGN.md ("Learner: objectives").
+
+Notation: logits z (N, C); s = log_softmax(z); ȳ (N, C) the ensemble soft label (a human
+label replaces it by a one-hot, see `data.targets`); a (N,) the prompt agreement.
+
+- `ce`: cross-entropy on the hard label argmax ȳ ("fine-tune on LLM labels").
+- `kd`: KL(ȳ ‖ softmax z) ("conventional distillation").
+- `llmr`: LLMR (Li, Hao, Mou, LREC-COLING 2024, arXiv 2409.12500) reduced to one decision step:
+  reward r(c) = log ȳ(c) − mean_c log ȳ(c), objective E_{c∼q}[r(c)] + λ·H(q), computed
+  exactly over the C classes.
+- `pref`: the noise-reduced intra-dialogue preference loss (Liu, Kong et al., NAACL 2025
+  Industry, arXiv 2503.05620), our specification: for each class c and each pair (i, j) of
+  one dialogue with Δ = ȳ_i(c) − ȳ_j(c) > τ, ℓ = a_i·a_j · softplus(γ·Δ − (s_i(c) − s_j(c))).
+
+Every function returns a scalar to minimise and is differentiable in the logits only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-6
+"""Floor on teacher probabilities where their log is taken (a one-hot has zeros)."""
+
+
+def ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of `logits` (N, C) against class indices `labels` (N,)."""
+    return F.cross_entropy(logits, labels)
+
+
+def kd(logits: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """Mean KL(ȳ ‖ softmax z) over the batch; 0 when the student matches ȳ exactly."""
+    log_q = F.log_softmax(logits, dim=-1)
+    return (torch.xlogy(soft, soft) - soft * log_q).sum(dim=-1).mean()
+
+
+def llmr_reward(soft: torch.Tensor) -> torch.Tensor:
+    """r(c) = log ȳ(c) − mean_c log ȳ(c): the teacher-induced reward, centred per utterance."""
+    log_p = soft.clamp_min(EPS).log()
+    return log_p - log_p.mean(dim=-1, keepdim=True)
+
+
+def llmr(
+    logits: torch.Tensor, soft: torch.Tensor, entropy_weight: float = 0.0
+) -> torch.Tensor:
+    """−(E_{c∼q}[r(c)] + λ·H(q)), the expectation taken exactly over the C classes.
+
+    Its gradient is the exact expectation of the REINFORCE estimator r(c)·∇log q(c) (plus the
+    entropy term), so no sampling noise. With λ = 1 the optimum is q = ȳ up to the floor EPS;
+    smaller λ makes the student sharper than the teacher (mode seeking, like reverse KL).
+    """
+    q = F.softmax(logits, dim=-1)
+    log_q = F.log_softmax(logits, dim=-1)
+    expected_reward = (q * llmr_reward(soft)).sum(dim=-1)
+    entropy = -(q * log_q).sum(dim=-1)
+    return -(expected_reward + entropy_weight * entropy).mean()
+
+
+def pair_indices(
+    group: torch.Tensor,
+    position: torch.Tensor,
+    *,
+    window: int = 0,
+    cross_dialogue: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ordered pairs (i, j), i ≠ j, of the same group (dialogue), optionally |pos_i − pos_j| ≤ window.
+
+    Args:
+        group: (N,) dialogue index of each example.
+        position: (N,) turn position of each example.
+        window: 0 for every pair of the dialogue, else the largest distance in turns.
+        cross_dialogue: pairs across dialogues too (the control of the ablation).
+
+    Returns:
+        Two (P,) index tensors.
+    """
+    n = group.shape[0]
+    mask = ~torch.eye(n, dtype=torch.bool, device=group.device)
+    if not cross_dialogue:
+        mask &= group[:, None] == group[None, :]
+        if window > 0:
+            mask &= (position[:, None] - position[None, :]).abs() <= window
+    i, j = mask.nonzero(as_tuple=True)
+    return i, j
+
+
+@dataclass(frozen=True)
+class PrefOptions:
+    """Knobs of the preference loss (DESIGN.md; the defaults are what won on dev)."""
+
+    gamma: float = 1.0
+    """Margin scale γ: the score gap asked for is γ·Δ."""
+    tau: float = 0.1
+    """Pairs with Δ ≤ τ are near-ties and contribute nothing."""
+    window: int = 0
+    """Only pairs at most this many turns apart (0: the whole dialogue)."""
+    hinge: bool = False
+    """max(0, ·) instead of softplus: exactly zero once the gap exceeds the margin."""
+    trim: float = 0.0
+    """Drop this fraction of the pairs with the largest loss (small-loss trick), after warm-up."""
+    weighted: bool = True
+    """Weight each pair by a_i·a_j (pairs the prompts disagree on count less)."""
+    cross_dialogue: bool = False
+    """Draw pairs across dialogues too (control)."""
+
+
+def pref(
+    logits: torch.Tensor,
+    soft: torch.Tensor,
+    agreement: torch.Tensor,
+    group: torch.Tensor,
+    position: torch.Tensor,
+    options: PrefOptions = PrefOptions(),
+    *,
+    trim: bool = False,
+) -> torch.Tensor:
+    """The noise-reduced intra-dialogue preference loss.
+
+    For every class c and pair (i, j) of one dialogue with Δ = ȳ_i(c) − ȳ_j(c) > τ:
+    ℓ = w_ij · softplus(γ·Δ − (s_i(c) − s_j(c))), w_ij = a_i·a_j, s = log_softmax(z).
+    The mean is over the pairs that pass τ (kept after trimming); 0 when there are none.
+
+    Args:
+        logits: (N, C) student logits.
+        soft: (N, C) teacher soft labels ȳ (one-hot for human labels).
+        agreement: (N,) prompt agreement a (1 for human labels).
+        group, position: (N,) dialogue index and turn position, for `pair_indices`.
+        options: γ, τ, window, hinge, trimming fraction, weighting, cross-dialogue pairs.
+        trim: apply `options.trim` (the caller turns it on after warm-up).
+    """
+    i, j = pair_indices(
+        group, position, window=options.window, cross_dialogue=options.cross_dialogue
+    )
+    if i.numel() == 0:
+        return logits.sum() * 0.0
+    s = F.log_softmax(logits, dim=-1)
+    delta = soft[i] - soft[j]  # (P, C)
+    keep = delta > options.tau
+    if not keep.any():
+        return logits.sum() * 0.0
+    margin = options.gamma * delta[keep]  # (K,)
+    gap = (s[i] - s[j])[keep]  # (K,)
+    raw = F.relu(margin - gap) if options.hinge else F.softplus(margin - gap)
+    if options.weighted:
+        weight = (agreement[i, None] * agreement[j, None]).expand_as(delta)[keep]
+        raw = raw * weight
+    if trim and options.trim > 0:
+        n_keep = max(1, int(round(raw.numel() * (1.0 - options.trim))))
+        raw = raw.topk(n_keep, largest=False).values
+    return raw.mean()

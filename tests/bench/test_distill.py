@@ -1,0 +1,92 @@
+"""The distillation benchmark's readers and CLI, on small files in the DailyDialog format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import dailydialog as dd
+from bench import distill
+
+QUESTION = ("where are you going", "question", "no_emotion")
+ANSWER = ("to the shop, I am so happy", "inform", "happiness")
+
+
+@pytest.fixture
+def files(tmp_path):
+    dialogues, llm = [], []
+    for d in range(8):
+        turns = [QUESTION if t % 2 == 0 else ANSWER for t in range(4)]
+        dialogues.append({"id": f"dd{d:05d}", "topic": "x", "turns": [
+            {"speaker": "AB"[t % 2], "text": text, "act": act, "emotion": emotion}
+            for t, (text, act, emotion) in enumerate(turns)]})  # fmt: skip
+        for t, (_, act, emotion) in enumerate(turns):
+            for p, wrong in (("P1", False), ("P2", d == 0), ("P3", False)):
+                llm.append({"id": f"dd{d:05d}-{t}", "prompt": p, "act": "directive" if wrong else act,
+                            "act_conf": 0.9, "emotion": emotion, "emotion_conf": 0.8})  # fmt: skip
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(d) + "\n" for d in dialogues))
+    labels = tmp_path / "llm.jsonl"
+    labels.write_text("".join(json.dumps(row) + "\n" for row in llm))
+    return pool, labels
+
+
+def test_a_verbalised_emotion_answer_becomes_a_sentiment_distribution():
+    dist = dd.llm_distribution("sentiment", "happiness", 0.7)
+    # happiness 0.7 + surprise 0.05 → positive; 4 negative emotions × 0.05; neutral 0.05
+    assert dict(zip(dd.LABELS["sentiment"], dist, strict=True)) == pytest.approx(
+        {"neutral": 0.05, "positive": 0.75, "negative": 0.2}
+    )
+    assert dd.llm_distribution("act", "question", 0.7) == pytest.approx(
+        [0.1, 0.7, 0.1, 0.1]
+    )
+
+
+def test_human_labels_are_revealed_by_whole_dialogues(files):
+    pool = dd.read_dialogues(files[0])
+    chosen = dd.reveal_human(pool, 0.25, seed=0)
+    assert len(chosen) == 2  # 8 of 32 utterances = two 4-turn dialogues
+    assert dd.reveal_human(pool, 0.25, seed=0) == chosen
+    examples = dd.examples(
+        pool, "act", llm=dd.read_llm_labels(files[1], "act"), human_dialogues=chosen
+    )
+    assert sum(ex.human is not None for ex in examples) == 8
+    assert all(len(ex.llm) == 3 for ex in examples)
+
+
+def test_the_teacher_is_the_majority_over_prompts(files):
+    pool = dd.read_dialogues(files[0])
+    llm = dd.read_llm_labels(files[1], "act")
+    teacher = dd.teacher_majority(pool, llm, "act")
+    assert teacher == dd.gold_indices(
+        pool, "act"
+    )  # one wrong prompt out of three is outvoted
+
+
+def test_a_malformed_line_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "turns": [{"speaker": "A"}]}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1"):
+        dd.read_dialogues(bad)
+
+
+def test_the_cli_prints_a_row_per_objective_and_writes_every_run(
+    files, tiny_backbone, tmp_path, capsys
+):
+    pool, labels = files
+    out = tmp_path / "results.json"
+    report = distill.main([
+        "--train", str(pool), "--llm-labels", str(labels), "--eval", str(pool), "--task", "sentiment",
+        "--objective", "kd", "pref", "--human-fraction", "0", "0.25", "--seeds", "2",
+        "--backbone", tiny_backbone, "--epochs", "1", "--device", "cpu", "--out", str(out),
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert (
+        "teacher (LLM majority over prompts) on the training pool: accuracy 1.0000"
+        in printed
+    )
+    assert sum(line.startswith("| sentiment |") for line in printed.splitlines()) == 4
+    saved = json.loads(out.read_text())
+    assert len(saved["runs"]) == 8 and saved["summary"] == report["summary"]
+    assert {r["seed"] for r in saved["runs"]} == {0, 1}

@@ -19,7 +19,9 @@ from .models import (
     ImportJob,
     Label,
     LabelTask,
+    LlmFailure,
     LlmLabel,
+    LlmRun,
     Membership,
     ModelVersion,
     Prediction,
@@ -78,6 +80,45 @@ class LabelTaskAdmin(admin.ModelAdmin):
     list_display = ("name", "project", "title", "hide_suggestion")
     list_filter = ("project",)
     inlines = (LabelInline, PromptTemplateInline)
+    actions = ("label_with_llm",)
+
+    @admin.action(description="Label with the LLM (asks only for missing answers)")
+    def label_with_llm(
+        self, request: HttpRequest, queryset: QuerySet[LabelTask]
+    ) -> None:
+        allowed = set(_admin_projects(request).values_list("pk", flat=True))
+        for task in queryset.select_related("project"):
+            if task.project_id not in allowed:
+                self.message_user(request, f"{task}: you are not an admin of this project",
+                                  messages.ERROR)  # fmt: skip
+                continue
+            try:
+                run = services.llm_run_request(task=task, requested_by=request.user)  # type: ignore[arg-type]
+            except services.LlmNotConfigured as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+            self.message_user(request, f"{task}: LLM run {run.pk} is {run.status}.")
+
+
+class LlmFailureInline(admin.TabularInline):
+    model = LlmFailure
+    extra = 0
+    fields = ("utterance", "prompt", "error", "raw")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = False
+
+
+@admin.register(LlmRun)
+class LlmRunAdmin(admin.ModelAdmin):
+    list_display = ("pk", "task", "model", "status", "done", "failed", "total", "requests",
+                    "prompt_tokens", "completion_tokens", "seconds", "created_at")  # fmt: skip
+    list_filter = ("status", "task")
+    readonly_fields = tuple(f.name for f in LlmRun._meta.fields)
+    inlines = (LlmFailureInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # runs are started from the label task's action
 
 
 @admin.register(Membership)

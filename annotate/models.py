@@ -504,3 +504,90 @@ class ImportJob(models.Model):
     @property
     def progress_cache_key(self) -> str:
         return f"import-progress:{self.pk}"
+
+
+class LlmRun(models.Model):
+    """One pass of the LLM teacher over a task: every (utterance, active prompt) still missing.
+
+    A run can be resumed after a crash: it asks only for the pairs that have neither an
+    LlmLabel nor an LlmFailure for its model. The worker holding it renews `lease_until`;
+    a run whose lease has expired may be claimed again.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    task = models.ForeignKey(
+        LabelTask, on_delete=models.CASCADE, related_name="llm_runs"
+    )
+    model = models.CharField(max_length=100)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    total = models.PositiveIntegerField(
+        default=0, help_text="Pairs missing when the run began."
+    )
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Pairs marked as failed.")
+    requests = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    seconds = models.FloatField(
+        default=0.0, help_text="Time spent working, over all attempts."
+    )
+    error = models.TextField(blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=Q(status__in=["queued", "running"]),
+                name="llmrun_one_active_per_task",
+            ),
+        ]
+        ordering: ClassVar = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"LLM run {self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return (self.done + self.failed) / self.total if self.total else 0.0
+
+
+class LlmFailure(models.Model):
+    """An (utterance, prompt) the LLM could not answer with a label, after one retry."""
+
+    run = models.ForeignKey(LlmRun, on_delete=models.CASCADE, related_name="failures")
+    utterance = models.ForeignKey(Utterance, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="+")
+    prompt = models.CharField(max_length=50)
+    model = models.CharField(max_length=100)
+    error = models.TextField()
+    raw = models.TextField(blank=True, help_text="The last answer, as received.")
+    attempts = models.PositiveIntegerField(default=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["utterance", "task", "prompt", "model"],
+                name="llmfailure_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.prompt} failed on utterance {self.utterance_id}: {self.error[:60]}"
+        )

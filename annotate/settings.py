@@ -44,6 +44,19 @@ def envint(name: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
+def envfloat(name: str, default: float, *, minimum: float = 0.0) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
+    if not number >= minimum:  # also refuses nan
+        raise ImproperlyConfigured(f"{name}={value!r}: must be at least {minimum}")
+    return number
+
+
 def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
 
@@ -201,6 +214,20 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 PARLEY_IMPORT_MAX_FILE_MB = envint("PARLEY_IMPORT_MAX_FILE_MB", 1024, minimum=1)
 PARLEY_IMPORT_MAX_LINE_KB = envint("PARLEY_IMPORT_MAX_LINE_KB", 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- LLM teacher (any OpenAI-compatible chat-completions endpoint) -------------------------
+# Empty LLM_BASE_URL: no provider; LLM labels can still come in through imports.
+LLM_BASE_URL = envstr("LLM_BASE_URL", "")
+LLM_MODEL = envstr("LLM_MODEL", "")
+LLM_API_KEY = envstr("LLM_API_KEY", "")
+LLM_CONCURRENCY = envint("LLM_CONCURRENCY", 4, minimum=1)
+LLM_REQUESTS_PER_SECOND = envfloat("LLM_REQUESTS_PER_SECOND", 0.0)
+LLM_TIMEOUT_S = envfloat("LLM_TIMEOUT_S", 60.0, minimum=0.1)
+LLM_MAX_RETRIES = envint("LLM_MAX_RETRIES", 5)
+LLM_LOGPROBS = envbool("LLM_LOGPROBS", True)
+LLM_SAMPLES = envint("LLM_SAMPLES", 1, minimum=1)
+if LLM_BASE_URL and not LLM_MODEL:
+    raise ImproperlyConfigured("LLM_MODEL must be set when LLM_BASE_URL is")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("DJANGO_TIME_ZONE", "UTC")

@@ -19,3 +19,16 @@ from . import services
 )
 def import_transcripts(job_id: int) -> None:
     services.import_job_execute(job_id=job_id)
+
+
+@shared_task(
+    name="annotate.llm_label_run",
+    acks_late=True,  # the run is claimed under a lease and resumes missing pairs: redelivery is safe
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=3 * 3600 + 1800,  # under the broker's 4 h visibility timeout
+    time_limit=3 * 3600 + 2100,
+)
+def llm_label_run(run_id: int) -> None:
+    services.llm_run_execute(run_id=run_id)

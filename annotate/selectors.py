@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Case, Count, Exists, OuterRef, QuerySet, When
+
+from learner.data import Example, with_context
 
 from .models import (
     Dialogue,
@@ -199,3 +201,71 @@ __all__ = [
     "projects_for_user",
     "transcript_records",
 ]
+
+
+def training_examples(
+    *, task: LabelTask, utterance_ids: Iterable[int] | None = None
+) -> list[Example]:
+    """Learner examples of the task's project: every utterance (or these), whole dialogues first
+    to last, with previous turns as context, per-prompt LLM distributions and the human label.
+
+    The human label of an utterance is its latest adjudication, else its latest label.
+    """
+    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
+    index = {
+        pk: i
+        for i, pk in enumerate(
+            task.labels.order_by("order", "pk").values_list("pk", flat=True)
+        )
+    }
+    utterances = Utterance.objects.filter(dialogue__project_id=task.project_id)
+    if utterance_ids is not None:
+        wanted = set(utterance_ids)
+        dialogue_ids = set(
+            Utterance.objects.filter(pk__in=wanted).values_list(
+                "dialogue_id", flat=True
+            )
+        )
+        utterances = utterances.filter(dialogue_id__in=dialogue_ids)
+    rows = list(utterances.order_by("dialogue_id", "position").values_list(
+        "pk", "dialogue_id", "position", "speaker", "text"))  # fmt: skip
+    ids = [r[0] for r in rows]
+    llm: dict[int, list[tuple[float, ...]]] = defaultdict(list)
+    for chunk in _chunks(ids, 5000):
+        for utterance_id, dist in (
+            LlmLabel.objects.filter(task=task, utterance_id__in=chunk)
+            .order_by("utterance_id", "prompt", "model").values_list("utterance_id", "distribution")
+        ):  # fmt: skip
+            llm[utterance_id].append(tuple(float(dist.get(v, 0.0)) for v in labels))
+    human: dict[int, int] = {}
+    for chunk in _chunks(ids, 5000):
+        for utterance_id, label_id, _source, _at in (
+            HumanLabel.objects.filter(task=task, utterance_id__in=chunk)
+            .annotate(adjudicated=Case(When(source="adjudication", then=1), default=0))
+            .order_by("utterance_id", "adjudicated", "created_at", "pk")
+            .values_list("utterance_id", "label_id", "source", "created_at")
+        ):  # fmt: skip
+            human[utterance_id] = index[label_id]  # the last one per utterance wins
+    examples = [
+        Example(str(dialogue_id), position, speaker, text, llm=tuple(llm.get(pk, ())),
+                human=human.get(pk))
+        for pk, dialogue_id, position, speaker, text in rows
+    ]  # fmt: skip
+    out = with_context(examples, 8)
+    if utterance_ids is not None:
+        keep = [i for i, pk in enumerate(ids) if pk in wanted]
+        return [out[i] for i in keep]
+    return out
+
+
+def training_example_ids(*, task: LabelTask) -> list[int]:
+    """Utterance ids in the order `training_examples(task=task)` returns them."""
+    return list(
+        Utterance.objects.filter(dialogue__project_id=task.project_id)
+        .order_by("dialogue_id", "position").values_list("pk", flat=True)
+    )  # fmt: skip
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

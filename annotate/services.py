@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import string
@@ -10,19 +11,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from learner import trust
+from learner.data import Example
 from learner.ensemble import agreement, soft_label
 
 from . import selectors
@@ -38,9 +43,14 @@ from .models import (
     LlmLabel,
     LlmRun,
     Membership,
+    ModelVersion,
+    Prediction,
     Project,
     PromptTemplate,
+    QueueItem,
+    QueueSkip,
     SoftLabel,
+    TrainingRun,
     Utterance,
 )
 from .transcripts import PARSERS, DialogueRecord, LlmAnswer, TranscriptError, format_for
@@ -572,6 +582,7 @@ def import_job_execute(*, job_id: int) -> None:
             job_id, status=ImportJob.Status.FAILED, error=f"internal error: {exc}"
         )
         raise
+    project_queue_sync(project=job.project)
     _import_job_finish(job_id, status=ImportJob.Status.SUCCEEDED, **result.as_dict())
 
 
@@ -739,6 +750,7 @@ def llm_run_execute(
             run, LlmRun.Status.FAILED, started, client, error=f"internal error: {exc}"
         )
         raise
+    queue_sync(task=task)
     _llm_run_finish(run, LlmRun.Status.SUCCEEDED, started, client)
 
 
@@ -878,6 +890,463 @@ def _llm_run_finish(
     usage.requests = usage.retries = usage.prompt_tokens = usage.completion_tokens = 0
 
 
+# --- The annotator queue (design: annotate/queue.md) -------------------------------------------
+
+
+def _needs_two(utterance_id: int, fraction: float) -> bool:
+    """Whether an item goes to two annotators: a fixed pseudo-random draw per utterance."""
+    return ((utterance_id * 2654435761) % 2**32) / 2**32 < fraction
+
+
+def project_queue_sync(*, project: Project) -> int:
+    """`queue_sync` every task of the project (after an import)."""
+    return sum(queue_sync(task=task) for task in project.tasks.all())
+
+
+def queue_sync(*, task: LabelTask) -> int:
+    """Give every utterance of the task's project a queue item; refresh the LLM-only trust.
+
+    New items get the heuristic trust of their soft label (0 without one: nothing to trust)
+    and count the human labels they already have (imported ones). Items not yet scored by a
+    student have their heuristic trust refreshed (new LLM answers change it). Returns the
+    number of items created.
+    """
+    fraction = settings.PARLEY_OVERLAP_FRACTION
+    known = set(
+        QueueItem.objects.filter(task=task).values_list("utterance_id", flat=True)
+    )
+    new_ids = [
+        pk for pk in Utterance.objects.filter(dialogue__project_id=task.project_id)
+        .order_by("pk").values_list("pk", flat=True) if pk not in known
+    ]  # fmt: skip
+    answered = dict(
+        HumanLabel.objects.filter(task=task, utterance_id__in=new_ids)
+        .values("utterance_id").annotate(n=Count("annotator_name", distinct=True))
+        .values_list("utterance_id", "n")
+    )  # fmt: skip
+    items = []
+    for pk in new_ids:
+        required = 2 if _needs_two(pk, fraction) else 1
+        answers = min(answered.get(pk, 0), required)
+        items.append(QueueItem(utterance_id=pk, task=task, required=required, answers=answers,
+                               open=answers < required))  # fmt: skip
+    QueueItem.objects.bulk_create(items, batch_size=2000, ignore_conflicts=True)
+    _queue_heuristic_trust(task)
+    return len(items)
+
+
+def _queue_heuristic_trust(task: LabelTask) -> None:
+    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
+    rows = list(
+        QueueItem.objects.filter(task=task, trust_version__isnull=True)
+        .values_list("pk", "utterance_id")
+    )  # fmt: skip
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start : start + 5000]
+        soft = {
+            utterance_id: (dist, agree)
+            for utterance_id, dist, agree in SoftLabel.objects.filter(
+                task=task, utterance_id__in=[u for _, u in chunk]
+            ).values_list("utterance_id", "distribution", "agreement")
+        }
+        updates = []
+        for pk, utterance_id in chunk:
+            value = 0.0  # no LLM label: nothing to trust, so it comes first
+            if utterance_id in soft:
+                dist, agree = soft[utterance_id]
+                vector = np.array([[float(dist.get(v, 0.0)) for v in labels]])
+                value = float(
+                    trust.heuristic_trust(trust.signals(vector, np.array([agree])))[0]
+                )
+            updates.append(
+                QueueItem(
+                    pk=pk, trust=value, trust_source=QueueItem.TrustSource.HEURISTIC
+                )
+            )
+        QueueItem.objects.bulk_update(
+            updates, ["trust", "trust_source"], batch_size=2000
+        )
+
+
+def queue_claim(*, task: LabelTask, annotator: User) -> QueueItem | None:
+    """The item this annotator should label now, claimed for them; None when nothing is left.
+
+    The annotator's own unexpired claim comes back first (a reload keeps the item). Else the
+    open item with the lowest trust that nobody holds, that they have neither answered nor
+    skipped, is locked with SKIP LOCKED (so concurrent annotators never wait on or get the same
+    row) and claimed with a lease.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.PARLEY_CLAIM_LEASE_S)
+    with transaction.atomic():
+        held = (
+            QueueItem.objects.select_for_update()
+            .filter(task=task, claimed_by=annotator, lease_until__gt=now, open=True)
+            .first()
+        )
+        if held is not None:
+            held.lease_until = now + lease
+            held.save(update_fields=["lease_until", "updated_at"])
+            return held
+        mine = HumanLabel.objects.filter(
+            task=task, utterance=OuterRef("utterance"), annotator=annotator
+        )
+        skipped = QueueSkip.objects.filter(item=OuterRef("pk"), annotator=annotator)
+        item = (
+            QueueItem.objects.filter(task=task, open=True)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+            .exclude(Exists(mine))
+            .exclude(Exists(skipped))
+            .order_by("trust", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if item is None:
+            return None
+        item.claimed_by = annotator
+        item.lease_until = now + lease
+        item.save(update_fields=["claimed_by", "lease_until", "updated_at"])
+        return item
+
+
+def queue_renew(*, item_id: int, annotator: User) -> bool:
+    """Extend the annotator's claim on the item; False when they no longer hold it."""
+    return bool(
+        QueueItem.objects.filter(pk=item_id, claimed_by=annotator, lease_until__gt=timezone.now())
+        .update(lease_until=timezone.now() + timedelta(seconds=settings.PARLEY_CLAIM_LEASE_S))
+    )  # fmt: skip
+
+
+def queue_release(*, item_id: int, annotator: User) -> None:
+    """Give the item back (the annotator left the page)."""
+    QueueItem.objects.filter(pk=item_id, claimed_by=annotator).update(
+        claimed_by=None, lease_until=None
+    )
+
+
+@transaction.atomic
+def queue_skip(*, item_id: int, annotator: User) -> None:
+    """Release the item and never offer it to this annotator again."""
+    item = QueueItem.objects.filter(pk=item_id).first()
+    if item is None:
+        return
+    QueueSkip.objects.get_or_create(item=item, annotator=annotator)
+    queue_release(item_id=item_id, annotator=annotator)
+
+
+class SubmitError(Exception):
+    """The submit cannot be taken (unknown label, or an item this annotator already answered)."""
+
+
+def label_submit(
+    *, item_id: int, annotator: User, label: str, submission_key: str
+) -> HumanLabel:
+    """Store the annotator's answer to a queue item, once.
+
+    Idempotent: a submit resent with the same `submission_key` returns the stored label. A
+    submit is taken even if the claim expired meanwhile (work is never thrown away), but an
+    annotator answers an item once (a correction goes through undo). Counts towards the
+    automatic retrain.
+    """
+    with transaction.atomic():
+        stored = HumanLabel.objects.filter(submission_key=submission_key).first()
+        if stored is not None:
+            if stored.annotator_id != annotator.pk:
+                raise SubmitError("this submission key belongs to another annotator")
+            return stored
+        item = (
+            QueueItem.objects.select_for_update().select_related("task").get(pk=item_id)
+        )
+        chosen = Label.objects.filter(task=item.task, value=label).first()
+        if chosen is None:
+            raise SubmitError(f"unknown label {label!r}")
+        if HumanLabel.objects.filter(utterance_id=item.utterance_id, task=item.task,
+                                     annotator=annotator).exists():  # fmt: skip
+            raise SubmitError("you have already answered this item")
+        soft = SoftLabel.objects.filter(
+            utterance_id=item.utterance_id, task=item.task
+        ).first()
+        human = HumanLabel.objects.create(
+            utterance_id=item.utterance_id, task=item.task, label=chosen, annotator=annotator,
+            annotator_name=annotator.get_username(), source=HumanLabel.Source.ANNOTATION,
+            created_at=timezone.now(), submission_key=submission_key,
+            llm_label_id=soft.label_id if soft else None, trust=item.trust,
+            trust_version_id=item.trust_version_id,
+        )  # fmt: skip
+        item.answers = min(item.answers + 1, item.required)
+        item.open = item.answers < item.required
+        if item.claimed_by_id == annotator.pk:
+            item.claimed_by, item.lease_until = None, None
+        item.save(
+            update_fields=["answers", "open", "claimed_by", "lease_until", "updated_at"]
+        )
+        training_run_maybe_request(task=item.task)
+    return human
+
+
+# --- Training runs and scoring (design: annotate/queue.md, "Retrain") ---------------------------
+
+
+def training_run_request(
+    *, task: LabelTask, requested_by: User | None = None
+) -> TrainingRun:
+    """Queue a training run for `task`, or return the one queued or running.
+
+    At most one active run per task is a database constraint, so two requests racing each
+    other end with one run.
+    """
+    from .tasks import train_student
+
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                task=task, requested_by=requested_by, config=_learner_config()
+            )
+            train_student.delay_on_commit(run.pk)  # type: ignore[attr-defined]
+    except IntegrityError:
+        return TrainingRun.objects.get(
+            task=task, status__in=TrainingRun.ACTIVE_STATUSES
+        )
+    return run
+
+
+def training_run_maybe_request(*, task: LabelTask) -> TrainingRun | None:
+    """Start a retrain once PARLEY_RETRAIN_EVERY human labels arrived since the last run."""
+    last = TrainingRun.objects.filter(task=task).order_by("-created_at").first()
+    if last is not None and last.status in TrainingRun.ACTIVE_STATUSES:
+        return None
+    new = HumanLabel.objects.filter(task=task).exclude(source=HumanLabel.Source.IMPORT)
+    if last is not None:
+        new = new.filter(created_at__gt=last.created_at)
+    if new.count() < settings.PARLEY_RETRAIN_EVERY:
+        return None
+    return training_run_request(task=task)
+
+
+def _learner_config() -> dict[str, Any]:
+    return {
+        "backbone": settings.LEARNER_BACKBONE, "objective": settings.LEARNER_OBJECTIVE,
+        "epochs": settings.LEARNER_EPOCHS, "batch_size": settings.LEARNER_BATCH_SIZE,
+        "max_length": settings.LEARNER_MAX_LENGTH, "context_turns": settings.LEARNER_CONTEXT_TURNS,
+        "device": settings.LEARNER_DEVICE, "folds": settings.PARLEY_TRUST_FOLDS,
+    }  # fmt: skip
+
+
+def fold_of(dialogue_id: str | int, folds: int) -> int:
+    """The cross-fitting fold of a dialogue (stable across runs and processes)."""
+    return int(hashlib.sha256(str(dialogue_id).encode()).hexdigest()[:8], 16) % folds
+
+
+def training_run_execute(*, run_id: int) -> None:
+    """Train the student of a queued run, then activate it and queue the pool's scoring.
+
+    Trains one student on everything (the model that is exported and predicts) and one per
+    dialogue fold on the other folds (for cross-fitted trust signals). Claimed with a
+    conditional update, so a redelivered task does nothing. Training happens outside any
+    transaction; the new ModelVersion is activated in one. On any error the run is marked
+    failed with the error and the active model stays as it was.
+    """
+    claimed = TrainingRun.objects.filter(
+        pk=run_id, status=TrainingRun.Status.QUEUED
+    ).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now(), progress=0.0)
+    if not claimed:
+        return
+    run = TrainingRun.objects.select_related("task").get(pk=run_id)
+    try:
+        version = _train_and_save(run)
+    except Exception as exc:
+        logger.exception("training run %s failed", run_id)
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )  # fmt: skip
+        return
+    from .tasks import score_pool
+
+    with transaction.atomic():
+        ModelVersion.objects.filter(task=run.task, is_active=True).update(
+            is_active=False
+        )
+        ModelVersion.objects.create(**version, is_active=True)
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
+            metrics=version["metrics"],
+        )  # fmt: skip
+        score_pool.delay_on_commit(run.pk)  # type: ignore[attr-defined]
+
+
+def _train_and_save(run: TrainingRun) -> dict[str, Any]:
+    from learner import checkpoint
+    from learner.model import StudentConfig
+    from learner.training import Progress, TrainingConfig, train
+
+    task, config = run.task, {**_learner_config(), **run.config}
+    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
+    examples = [ex for ex in selectors.training_examples(task=task) if ex.has_target]
+    if not examples:
+        raise ValueError("no utterance of this task has an LLM or a human label yet")
+    student_config = StudentConfig(labels=labels, backbone=config["backbone"],
+                                   context_turns=config["context_turns"], max_length=config["max_length"])  # fmt: skip
+    training = TrainingConfig(objective=config["objective"], epochs=config["epochs"],
+                              batch_size=config["batch_size"], device=config["device"])  # fmt: skip
+    folds = int(config["folds"])
+    jobs = [("full", examples)] + [
+        (f"fold-{k}", [ex for ex in examples if fold_of(ex.dialogue_id, folds) != k])
+        for k in range(folds)
+    ]
+    number = (
+        ModelVersion.objects.filter(task=task).aggregate(n=Max("version"))["n"] or 0
+    ) + 1
+    directory = Path(settings.DATA_DIR) / "models" / f"task-{task.pk}" / f"run-{run.pk}"
+    metrics: dict[str, Any] = {}
+    last_write = 0.0
+    for j, (name, data) in enumerate(jobs):
+
+        def progress(p: Progress, j: int = j) -> None:
+            nonlocal last_write
+            if time.monotonic() - last_write > 1.0 or p.fraction >= 1.0:
+                last_write = time.monotonic()
+                TrainingRun.objects.filter(pk=run.pk).update(
+                    progress=min((j + p.fraction) / len(jobs), 0.99)
+                )
+
+        result = train(data, student_config, training, on_progress=progress)
+        if name == "full":
+            metrics = {
+                "validation": result.validation.as_dict() if result.validation else None,
+                "history": result.history, "seconds": result.seconds, "best_epoch": result.best_epoch,
+                "train_utterances": len(data), "human_labels": sum(ex.human is not None for ex in data),
+            }  # fmt: skip
+        checkpoint.save(
+            result.student,
+            directory / name,
+            version=number,
+            metrics=metrics,
+            training=config,
+        )
+    return {
+        "task": task,
+        "run": run,
+        "version": number,
+        "artifact_path": str(directory),
+        "metrics": metrics,
+    }
+
+
+def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
+    """Score every utterance of the task with the run's model version; refresh the queue's trust.
+
+    Predictions (stamped with the version) come from the full student. Trust uses the
+    cross-fitted students: each utterance is scored by the fold model that did not train on
+    its dialogue. With PARLEY_TRUST_MIN_HUMAN human labels (both outcomes present), a
+    calibrated TrustModel is fitted on them; before that, the heuristic. Utterances already
+    scored for this version are skipped, so a redelivered task only finishes the rest.
+    """
+    from learner import checkpoint
+    from learner.training import predict_proba
+
+    version = ModelVersion.objects.select_related("task").filter(run_id=run_id).first()
+    if version is None:
+        return
+    task = version.task
+    directory = Path(version.artifact_path)
+    folds = int(
+        (version.run.config if version.run else {}).get(
+            "folds", settings.PARLEY_TRUST_FOLDS
+        )
+    )
+    full, _ = checkpoint.load(directory / "full", device=settings.LEARNER_DEVICE)
+    fold_models = [checkpoint.load(directory / f"fold-{k}", device=settings.LEARNER_DEVICE)[0]
+                   for k in range(folds)]  # fmt: skip
+    label_ids = list(task.labels.order_by("order", "pk").values_list("pk", flat=True))
+
+    def cross_fitted(examples: list[Example]) -> np.ndarray:
+        out = np.zeros((len(examples), len(label_ids)))
+        for k, model in enumerate(fold_models):
+            index = [
+                i
+                for i, ex in enumerate(examples)
+                if fold_of(ex.dialogue_id, folds) == k
+            ]
+            if index:
+                out[index] = predict_proba(model, [examples[i] for i in index]).numpy()
+        return out
+
+    calibrated = _trust_model(task, cross_fitted)
+    done = set(
+        Prediction.objects.filter(model_version=version).values_list(
+            "utterance_id", flat=True
+        )
+    )
+    ids = [pk for pk in selectors.training_example_ids(task=task) if pk not in done]
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start : start + chunk_size]
+        examples = selectors.training_examples(task=task, utterance_ids=chunk)
+        probabilities = predict_proba(full, examples).numpy()
+        features = _trust_features(examples, len(label_ids), cross_fitted(examples))
+        values = (
+            calibrated.predict(features)
+            if calibrated
+            else trust.heuristic_trust(features)
+        )
+        has_llm = np.array([bool(ex.llm) for ex in examples])
+        values = np.where(has_llm, values, 0.0)
+        source = (
+            QueueItem.TrustSource.CALIBRATED
+            if calibrated
+            else QueueItem.TrustSource.HEURISTIC
+        )
+        with transaction.atomic():
+            Prediction.objects.bulk_create(
+                [Prediction(utterance_id=pk, task=task, model_version=version,
+                            probabilities=[round(float(p), 6) for p in probs],
+                            label_id=label_ids[int(probs.argmax())], trust=float(t))
+                 for pk, probs, t in zip(chunk, probabilities, values, strict=True)],
+                ignore_conflicts=True,
+            )  # fmt: skip
+            items = dict(
+                QueueItem.objects.filter(task=task, utterance_id__in=chunk).values_list(
+                    "utterance_id", "pk"
+                )
+            )
+            QueueItem.objects.bulk_update(
+                [QueueItem(pk=items[pk], trust=float(t), trust_version=version, trust_source=source)
+                 for pk, t in zip(chunk, values, strict=True) if pk in items],
+                ["trust", "trust_version", "trust_source"], batch_size=2000,
+            )  # fmt: skip
+
+
+def _trust_features(
+    examples: list[Example], n_classes: int, student: np.ndarray
+) -> np.ndarray:
+    soft = np.array(
+        [ex.soft if ex.llm else [1.0 / n_classes] * n_classes for ex in examples]
+    )
+    agree = np.array([ex.agreement if ex.llm else 0.0 for ex in examples])
+    return trust.signals(soft, agree, student)
+
+
+def _trust_model(
+    task: LabelTask, cross_fitted: Callable[[list[Example]], np.ndarray]
+) -> trust.TrustModel | None:
+    """A calibrated trust model from the human labels, once there are enough of both outcomes."""
+    labelled = list(
+        HumanLabel.objects.filter(task=task)
+        .values_list("utterance_id", flat=True)
+        .distinct()
+    )
+    if len(labelled) < settings.PARLEY_TRUST_MIN_HUMAN:
+        return None
+    examples = [ex for ex in selectors.training_examples(task=task, utterance_ids=labelled)
+                if ex.llm and ex.human is not None]  # fmt: skip
+    n_classes = task.labels.count()
+    features = _trust_features(examples, n_classes, cross_fitted(examples))
+    right = np.array([float(np.argmax(ex.soft) == ex.human) for ex in examples])
+    if len(examples) < settings.PARLEY_TRUST_MIN_HUMAN or right.min() == right.max():
+        return None
+    return trust.TrustModel().fit(features, right)
+
+
 __all__ = [
     "ImportResult",
     "api_token_authenticate",
@@ -888,9 +1357,20 @@ __all__ = [
     "label_task_create",
     "llm_run_execute",
     "llm_run_request",
+    "label_submit",
+    "predictions_store",
+    "project_queue_sync",
     "prompt_messages",
+    "queue_claim",
+    "queue_release",
+    "queue_renew",
+    "queue_skip",
+    "queue_sync",
     "soft_labels_refresh",
     "membership_set",
     "project_create",
+    "training_run_execute",
+    "training_run_maybe_request",
+    "training_run_request",
     "transcripts_import",
 ]

@@ -215,6 +215,29 @@ PARLEY_IMPORT_MAX_FILE_MB = envint("PARLEY_IMPORT_MAX_FILE_MB", 1024, minimum=1)
 PARLEY_IMPORT_MAX_LINE_KB = envint("PARLEY_IMPORT_MAX_LINE_KB", 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
+# --- Queue, retraining and trust -----------------------------------------------------------
+PARLEY_CLAIM_LEASE_S = envint("PARLEY_CLAIM_LEASE_S", 300, minimum=10)
+PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
+PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
+PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)
+PARLEY_TRUST_FOLDS = envint("PARLEY_TRUST_FOLDS", 2, minimum=2)
+if PARLEY_OVERLAP_FRACTION > 1:
+    raise ImproperlyConfigured("PARLEY_OVERLAP_FRACTION must be between 0 and 1")
+
+# --- The student (learner/) ---------------------------------------------------------------
+# "minilm-l6" is the bundled MiniLM-L6; or a Hugging Face model directory.
+LEARNER_BACKBONE = envstr("LEARNER_BACKBONE", "minilm-l6")
+LEARNER_OBJECTIVE = envstr("LEARNER_OBJECTIVE", "pref")
+LEARNER_EPOCHS = envint("LEARNER_EPOCHS", 3, minimum=1)
+LEARNER_BATCH_SIZE = envint("LEARNER_BATCH_SIZE", 32, minimum=1)
+LEARNER_MAX_LENGTH = envint("LEARNER_MAX_LENGTH", 64, minimum=8)
+LEARNER_CONTEXT_TURNS = envint("LEARNER_CONTEXT_TURNS", 1)
+LEARNER_DEVICE = envstr("LEARNER_DEVICE", "auto")
+if LEARNER_OBJECTIVE not in ("ce", "kd", "llmr", "pref"):
+    raise ImproperlyConfigured(
+        f"LEARNER_OBJECTIVE={LEARNER_OBJECTIVE!r}: one of ce, kd, llmr, pref"
+    )
+
 # --- LLM teacher (any OpenAI-compatible chat-completions endpoint) -------------------------
 # Empty LLM_BASE_URL: no provider; LLM labels can still come in through imports.
 LLM_BASE_URL = envstr("LLM_BASE_URL", "")

@@ -32,3 +32,27 @@ def import_transcripts(job_id: int) -> None:
 )
 def llm_label_run(run_id: int) -> None:
     services.llm_run_execute(run_id=run_id)
+
+
+@shared_task(
+    name="annotate.train_student",
+    # Not acks_late: a training interrupted by a crash is not restarted on its own (the run
+    # stays "running" until someone retries it); never two trainings from one message.
+    soft_time_limit=6 * 3600,
+    time_limit=6 * 3600 + 300,
+)
+def train_student(run_id: int) -> None:
+    services.training_run_execute(run_id=run_id)
+
+
+@shared_task(
+    name="annotate.score_pool",
+    acks_late=True,  # skips utterances already scored for the version: redelivery is harmless
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=3 * 3600 + 1800,
+    time_limit=3 * 3600 + 2100,
+)
+def score_pool(run_id: int) -> None:
+    services.predictions_store(run_id=run_id)

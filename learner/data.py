@@ -1,5 +1,7 @@
 """Examples, targets and dialogue-grouped batches for the student.
 
+Importing this module does not load torch (the web application builds `Example`s).
+
 An `Example` is one utterance with everything the learner may use: its dialogue and position
 (for intra-dialogue pairs), the previous turns (the model's context), the per-prompt LLM
 distributions over the task's label set (→ soft label ȳ and prompt agreement a) and the index
@@ -11,10 +13,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-
-import torch
+from typing import TYPE_CHECKING
 
 from .ensemble import agreement, soft_label
+
+if (
+    TYPE_CHECKING
+):  # torch loads only where tensors are built: the web app imports Example
+    import torch
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,8 @@ def targets(
     examples: Sequence[Example], n_classes: int, *, use_human: bool = True
 ) -> Targets:
     """Build the loss targets of a batch; a human label overrides the LLM soft label."""
+    import torch
+
     soft, agree, human, has_llm, groups, positions = [], [], [], [], [], []
     group_ids: dict[str, int] = {}
     for ex in examples:

@@ -27,6 +27,8 @@ from .models import (
     Prediction,
     Project,
     PromptTemplate,
+    QueueItem,
+    QueueSkip,
     Role,
     SoftLabel,
     TrainingRun,
@@ -331,3 +333,17 @@ def _progress_context(job: ImportJob) -> dict[str, Any]:
         "job": job,
         "progress_percent": round(100 * services.import_job_progress(job)),
     }
+
+
+@admin.register(QueueItem)
+class QueueItemAdmin(admin.ModelAdmin):
+    list_display = ("utterance", "task", "trust", "trust_source", "trust_version", "required",
+                    "answers", "open", "claimed_by", "lease_until")  # fmt: skip
+    list_filter = ("task", "open", "trust_source")
+    raw_id_fields = ("utterance", "claimed_by", "trust_version")
+
+
+@admin.register(QueueSkip)
+class QueueSkipAdmin(admin.ModelAdmin):
+    list_display = ("item", "annotator", "created_at")
+    raw_id_fields = ("item",)

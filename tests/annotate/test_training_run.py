@@ -1,0 +1,144 @@
+"""Training runs and pool scoring, with the tiny test backbone (services called directly)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from annotate import services
+from annotate.models import HumanLabel, ModelVersion, Prediction, QueueItem, TrainingRun
+from tests.conftest import jsonl
+from tests.learner.conftest import tiny_backbone  # noqa: F401 - fixture
+
+QUESTIONS = ["where is it?", "what time is it?", "who called?", "can you help?"]
+ANSWERS = ["it is here", "five o'clock", "your mother", "sure I can"]
+
+
+@pytest.fixture
+def learner_settings(settings, tiny_backbone, tmp_path):  # noqa: F811
+    settings.LEARNER_BACKBONE = tiny_backbone
+    settings.LEARNER_EPOCHS = 1
+    settings.LEARNER_DEVICE = "cpu"
+    settings.LEARNER_MAX_LENGTH = 32
+    settings.PARLEY_TRUST_FOLDS = 2
+    settings.PARLEY_TRUST_MIN_HUMAN = 8
+    settings.DATA_DIR = tmp_path
+    return settings
+
+
+@pytest.fixture
+def act(project, learner_settings):
+    lines = []
+    for d in range(12):
+        turns = []
+        for t in range(4):
+            question = t % 2 == 0
+            text = (QUESTIONS if question else ANSWERS)[(d + t) % 4]
+            wrong = (d + t) % 5 == 0  # one LLM label in five is wrong
+            label = (
+                ("inform" if wrong else "question")
+                if question
+                else ("question" if wrong else "inform")
+            )
+            turns.append({"speaker": "AB"[t % 2], "text": text,
+                          "llm": {"act": [{"prompt": "P1", "label": label, "confidence": 0.8},
+                                          {"prompt": "P2", "label": label, "confidence": 0.6}]}})  # fmt: skip
+        lines.append({"id": f"d{d}", "turns": turns})
+    services.transcripts_import(
+        project=project, stream=io.BytesIO(jsonl(*lines)), name="t.jsonl"
+    )
+    task = project.tasks.get(name="act")
+    services.queue_sync(task=task)
+    return task
+
+
+def test_a_run_trains_the_student_and_its_folds_then_activates_it(
+    act, django_capture_on_commit_callbacks, monkeypatch
+):
+    scored = []
+    monkeypatch.setattr("annotate.tasks.score_pool.delay", scored.append)
+    run = TrainingRun.objects.create(task=act, config={"epochs": 1})
+    with django_capture_on_commit_callbacks(execute=True):
+        services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.progress == 1.0 and run.finished_at
+    version = ModelVersion.objects.get(task=act)
+    assert version.is_active and version.version == 1 and version.run == run
+    assert sorted(p.name for p in Path(version.artifact_path).iterdir()) == [
+        "fold-0",
+        "fold-1",
+        "full",
+    ]
+    assert (
+        version.metrics["train_utterances"] == 48
+        and version.metrics["validation"]["n"] > 0
+    )
+    assert scored == [run.pk]
+
+
+def test_a_redelivered_run_is_not_trained_twice(act):
+    run = TrainingRun.objects.create(task=act, status="succeeded")
+    services.training_run_execute(run_id=run.pk)
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_failing_run_keeps_the_active_model_and_every_human_label(
+    act, annotator_ann, learner_settings
+):
+    run = TrainingRun.objects.create(task=act)
+    services.training_run_execute(run_id=run.pk)
+    item = QueueItem.objects.filter(task=act).first()
+    services.label_submit(
+        item_id=item.pk, annotator=annotator_ann, label="inform", submission_key="k"
+    )
+    learner_settings.LEARNER_BACKBONE = "/nonexistent/model"
+    broken = TrainingRun.objects.create(task=act)
+    services.training_run_execute(run_id=broken.pk)
+    broken.refresh_from_db()
+    assert broken.status == "failed" and "nonexistent" in broken.error
+    assert ModelVersion.objects.get(is_active=True).run == run
+    assert HumanLabel.objects.filter(task=act).count() == 1
+
+
+def test_scoring_stamps_predictions_and_trust_with_the_version_and_skips_what_is_done(
+    act,
+):
+    run = TrainingRun.objects.create(task=act)
+    services.training_run_execute(run_id=run.pk)
+    services.predictions_store(run_id=run.pk, chunk_size=10)
+    version = ModelVersion.objects.get(task=act)
+    assert Prediction.objects.filter(model_version=version).count() == 48
+    prediction = Prediction.objects.filter(model_version=version).first()
+    assert len(prediction.probabilities) == 4 and sum(
+        prediction.probabilities
+    ) == pytest.approx(1, abs=1e-4)
+    items = QueueItem.objects.filter(task=act)
+    assert all(
+        i.trust_version_id == version.pk and i.trust_source == "heuristic"
+        for i in items
+    )
+    before = list(Prediction.objects.order_by("pk").values_list("pk", "trust"))
+    services.predictions_store(run_id=run.pk)  # redelivered: nothing new
+    assert list(Prediction.objects.order_by("pk").values_list("pk", "trust")) == before
+
+
+def test_trust_is_calibrated_once_enough_human_labels_exist(act, django_user_model):
+    annotator = django_user_model.objects.create(username="gold")
+    for n, item in enumerate(
+        QueueItem.objects.filter(task=act)
+        .select_related("utterance")
+        .order_by("pk")[:16]
+    ):
+        gold = "question" if item.utterance.text.endswith("?") else "inform"
+        services.label_submit(
+            item_id=item.pk, annotator=annotator, label=gold, submission_key=f"g{n}"
+        )
+    run = TrainingRun.objects.create(task=act)
+    services.training_run_execute(run_id=run.pk)
+    services.predictions_store(run_id=run.pk)
+    assert set(
+        QueueItem.objects.filter(task=act).values_list("trust_source", flat=True)
+    ) == {"calibrated"}
+    assert all(0 <= t <= 1 for t in QueueItem.objects.values_list("trust", flat=True))

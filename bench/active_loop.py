@@ -1,0 +1,273 @@
+"""Active-loop simulation: does the queue put the wrong LLM labels first?
+
+    python -m bench.active_loop --pool POOL.jsonl --llm-labels LLM.jsonl --eval EVAL.jsonl \\
+        --task act --budget 0.1 --rounds 5 --strategy trust [--epochs 1] [--out result.json]
+
+Runs Parley's own code on a scratch database (SQLite in a temporary directory, or
+--database-url): the pool and its LLM labels are imported with `transcripts_import`, the
+queue filled with `queue_sync`, and every round simulated annotators take `budget / rounds`
+of the pool from `queue_claim` and answer with the gold label through `label_submit`; then
+the student is retrained (`training_run_execute`) and the pool rescored
+(`predictions_store`). Strategies only change the priority the queue orders by:
+
+    trust            the trust score (the product's queue)
+    random           a random priority
+    llm_confidence   the LLM ensemble's probability of its own label (max ȳ)
+    student_entropy  the current student's entropy (highest first)
+
+Per round it prints: queue precision (share of answered items whose LLM label was wrong), its
+lift over the pool's LLM error rate, the corrected pool's label accuracy (human label where
+given, else the LLM label), the student's accuracy and macro-F1 on the eval file, and the ECE of
+the trust scores the answered items had when they were answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+STRATEGIES = ("trust", "random", "llm_confidence", "student_entropy")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--pool", required=True, type=Path)
+    p.add_argument("--llm-labels", required=True, type=Path)
+    p.add_argument("--eval", required=True, type=Path)
+    p.add_argument("--task", default="act", choices=("act", "sentiment", "emotion"))
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=0.1,
+        help="share of the pool answered over all rounds",
+    )
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--strategy", default="trust", choices=STRATEGIES)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--objective", default="pref")
+    p.add_argument("--backbone", default="minilm-l6")
+    p.add_argument("--trust-min-human", type=int, default=50)
+    p.add_argument(
+        "--limit-dialogues",
+        type=int,
+        default=0,
+        help="first N pool/eval dialogues (smoke runs)",
+    )
+    p.add_argument(
+        "--database-url", default="", help="default: SQLite in a temporary directory"
+    )
+    p.add_argument("--out", type=Path)
+    return p.parse_args(argv)  # fmt: skip
+
+
+def import_lines(
+    pool: list[list[Any]],
+    llm: dict[tuple[str, int], dict[str, list[float]]],
+    labels: list[str],
+    task: str,
+) -> bytes:
+    """The pool in Parley's JSONL import format, with each prompt's distribution."""
+    out = io.StringIO()
+    for dialogue in pool:
+        turns = []
+        for turn in dialogue:
+            prompts = llm.get((turn.dialogue_id, turn.position), {})
+            answers = [{"prompt": p, "distribution": dict(zip(labels, dist, strict=True))}
+                       for p, dist in sorted(prompts.items())]  # fmt: skip
+            turns.append(
+                {
+                    "speaker": turn.speaker,
+                    "text": turn.text,
+                    **({"llm": {task: answers}} if answers else {}),
+                }
+            )
+        out.write(json.dumps({"id": dialogue[0].dialogue_id, "turns": turns}) + "\n")
+    return out.getvalue().encode()
+
+
+def setup_django(args: argparse.Namespace, data_dir: str) -> None:
+    os.environ |= {"DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "true",
+                   "PARLEY_DATA_DIR": data_dir, "DATABASE_URL": args.database_url,
+                   "LEARNER_BACKBONE": args.backbone, "LEARNER_EPOCHS": str(args.epochs),
+                   "LEARNER_OBJECTIVE": args.objective, "PARLEY_TRUST_FOLDS": str(args.folds),
+                   "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human), "PARLEY_OVERLAP_FRACTION": "0",
+                   "PARLEY_RETRAIN_EVERY": str(10**9), "REDIS_URL": "", "CELERY_BROKER_URL": "memory://"}  # fmt: skip
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="parley-loop-") as data_dir:
+        setup_django(args, data_dir)
+        return simulate(args)
+
+
+def simulate(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from django.db.models import F
+
+    from annotate import services
+    from annotate.models import (
+        HumanLabel,
+        ModelVersion,
+        Prediction,
+        QueueItem,
+        SoftLabel,
+        TrainingRun,
+        Utterance,
+    )
+    from bench import dailydialog as dd
+    from learner import checkpoint
+    from learner.metrics import expected_calibration_error
+    from learner.training import evaluate
+
+    rng = random.Random(args.seed)
+    pool = dd.read_dialogues(args.pool)
+    evaluation = dd.read_dialogues(args.eval)
+    if args.limit_dialogues:
+        pool, evaluation = (
+            pool[: args.limit_dialogues],
+            evaluation[: args.limit_dialogues],
+        )
+    labels = dd.LABELS[args.task]
+    llm = dd.read_llm_labels(args.llm_labels, args.task)
+    project = services.project_create(
+        name="Loop", slug="loop", tasks={args.task: labels}
+    )
+    services.transcripts_import(project=project, stream=io.BytesIO(import_lines(pool, llm, labels, args.task)),
+                                name="pool.jsonl")  # fmt: skip
+    task = project.tasks.get(name=args.task)
+    services.queue_sync(task=task)
+    gold = {(t.dialogue_id, t.position): t.gold[args.task] for d in pool for t in d}
+    utterance_gold = {pk: gold[(ext, pos)] for pk, ext, pos in
+                      Utterance.objects.values_list("pk", "dialogue__external_id", "position")}  # fmt: skip
+    llm_label = dict(
+        SoftLabel.objects.filter(task=task).values_list("utterance_id", "label__value")
+    )
+    wrong = {pk for pk, g in utterance_gold.items() if llm_label.get(pk) != g}
+    error_rate = len(wrong) / len(utterance_gold)
+    per_round = max(1, round(args.budget * len(utterance_gold) / args.rounds))
+    eval_examples, eval_gold = (
+        dd.examples(evaluation, args.task),
+        dd.gold_indices(evaluation, args.task),
+    )
+    from django.contrib.auth import get_user_model
+
+    annotators = [get_user_model().objects.create(username=f"sim{i}") for i in range(4)]
+    print(f"# {args.strategy}: pool {len(utterance_gold)} utterances, LLM error rate {error_rate:.4f}, "
+          f"{per_round} answers per round, {args.rounds} rounds, eval {len(eval_gold)}", flush=True)  # fmt: skip
+
+    def retrain() -> ModelVersion:
+        run = services.training_run_request(task=task)
+        services.training_run_execute(run_id=run.pk)
+        run.refresh_from_db()
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise RuntimeError(f"training failed: {run.error}")
+        services.predictions_store(run_id=run.pk)
+        return ModelVersion.objects.get(run=run)
+
+    def prioritise(version: ModelVersion) -> None:
+        """Write the strategy's priority where the queue reads it (lowest first)."""
+        if args.strategy == "trust":
+            return
+        items = list(QueueItem.objects.filter(task=task, open=True))
+        if args.strategy == "random":
+            values = {i.pk: rng.random() for i in items}
+        elif args.strategy == "llm_confidence":
+            confidence = dict(
+                SoftLabel.objects.filter(task=task).values_list(
+                    "utterance_id", "confidence"
+                )
+            )
+            values = {i.pk: confidence.get(i.utterance_id, 0.0) for i in items}
+        else:
+            probs = dict(
+                Prediction.objects.filter(model_version=version).values_list(
+                    "utterance_id", "probabilities"
+                )
+            )
+            values = {}
+            for i in items:
+                p = np.clip(np.array(probs[i.utterance_id]), 1e-12, 1)
+                values[i.pk] = 1.0 - float(-(p * np.log(p)).sum() / np.log(len(p)))
+        for i in items:
+            i.trust = min(max(values[i.pk], 0.0), 1.0)
+        QueueItem.objects.bulk_update(items, ["trust"], batch_size=2000)
+
+    rounds = []
+    version = retrain()
+    for number in range(1, args.rounds + 1):
+        started = time.perf_counter()
+        prioritise(version)
+        answered = []
+        for n in range(per_round):
+            annotator = annotators[n % len(annotators)]
+            item = services.queue_claim(task=task, annotator=annotator)
+            if item is None:
+                break
+            services.label_submit(item_id=item.pk, annotator=annotator, label=utterance_gold[item.utterance_id],
+                                  submission_key=f"{number}-{item.pk}")  # fmt: skip
+            answered.append(item.utterance_id)
+        shown = HumanLabel.objects.filter(task=task, utterance_id__in=answered).annotate(
+            shown=F("llm_label__value")).values_list("utterance_id", "trust", "shown")  # fmt: skip
+        trust_at = {pk: t for pk, t, _ in shown}
+        found = sum(1 for pk in answered if pk in wrong)
+        precision = found / len(answered) if answered else 0.0
+        humans = set(
+            HumanLabel.objects.filter(task=task).values_list("utterance_id", flat=True)
+        )
+        corrected = sum(
+            1
+            for pk, g in utterance_gold.items()
+            if (g if pk in humans else llm_label.get(pk)) == g
+        )
+        trusts = torch.tensor([trust_at[pk] for pk in answered], dtype=torch.float64)
+        right = torch.tensor([pk not in wrong for pk in answered])
+        ece = (
+            expected_calibration_error(trusts, right, bins=10)
+            if args.strategy == "trust"
+            else float("nan")
+        )
+        version = retrain()
+        student, _ = checkpoint.load(
+            Path(version.artifact_path) / "full", device="auto"
+        )
+        metrics = evaluate(student, eval_examples, eval_gold, labels)
+        row = {"round": number, "answered": len(answered), "wrong_found": found, "queue_precision": precision,
+               "lift": precision / error_rate if error_rate else float("nan"),
+               "pool_accuracy": corrected / len(utterance_gold), "student_accuracy": metrics.accuracy,
+               "student_macro_f1": metrics.macro_f1, "trust_ece": ece, "seconds": time.perf_counter() - started}  # fmt: skip
+        rounds.append(row)
+        print(f"round {number}: answered {len(answered)}, LLM wrong {found} → precision {precision:.3f} "
+              f"(lift {row['lift']:.2f}), pool accuracy {row['pool_accuracy']:.4f}, student accuracy "
+              f"{metrics.accuracy:.4f} (macro-F1 {metrics.macro_f1:.4f}), trust ECE {ece:.3f}, "
+              f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
+    report = {"command": " ".join(["python -m bench.active_loop", *(sys.argv[1:])]), "strategy": args.strategy,
+              "task": args.task, "llm_error_rate": error_rate, "pool": len(utterance_gold), "rounds": rounds,
+              "settings": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -689,3 +689,49 @@ class QueueSkip(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.annotator_id} skipped item {self.item_id}"
+
+
+class LabelRetraction(models.Model):
+    """An annotator took back (undid) their label within the grace period.
+
+    The label row itself stays as it was: it is ignored from then on wherever labels count.
+    """
+
+    label = models.OneToOneField(
+        HumanLabel, on_delete=models.PROTECT, related_name="retraction"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"label {self.label_id} retracted"
+
+
+class Flag(models.Model):
+    """An annotator flagged an item for a lead's review, with a comment."""
+
+    utterance = models.ForeignKey(
+        Utterance, on_delete=models.CASCADE, related_name="flags"
+    )
+    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="flags")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    comment = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["task", "created_at"], condition=Q(resolved_at__isnull=True),
+                         name="flag_open"),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"flag on utterance {self.utterance_id}: {self.comment[:40]}"

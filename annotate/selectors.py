@@ -8,11 +8,13 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Case, Count, Exists, OuterRef, QuerySet, When
+from django.utils import timezone
 
 from learner.data import Example, with_context
 
 from .models import (
     Dialogue,
+    Flag,
     HumanLabel,
     Label,
     LabelTask,
@@ -21,7 +23,9 @@ from .models import (
     ModelVersion,
     Prediction,
     Project,
+    QueueItem,
     Role,
+    SoftLabel,
     Utterance,
 )
 from .transcripts import (
@@ -240,7 +244,7 @@ def training_examples(
     human: dict[int, int] = {}
     for chunk in _chunks(ids, 5000):
         for utterance_id, label_id, _source, _at in (
-            HumanLabel.objects.filter(task=task, utterance_id__in=chunk)
+            HumanLabel.objects.filter(task=task, utterance_id__in=chunk, retraction__isnull=True)
             .annotate(adjudicated=Case(When(source="adjudication", then=1), default=0))
             .order_by("utterance_id", "adjudicated", "created_at", "pk")
             .values_list("utterance_id", "label_id", "source", "created_at")
@@ -269,3 +273,85 @@ def training_example_ids(*, task: LabelTask) -> list[int]:
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# --- The annotator workspace ----------------------------------------------------------------
+
+
+def queue_item_context(*, item: QueueItem) -> dict[str, Any]:
+    """What the workspace shows for an item: its dialogue, labels, the LLM suggestion."""
+    task = item.task
+    utterance = item.utterance
+    turns = list(
+        Utterance.objects.filter(dialogue_id=utterance.dialogue_id).order_by("position")
+    )
+    soft = (
+        SoftLabel.objects.filter(utterance=utterance, task=task)
+        .select_related("label")
+        .first()
+    )
+    return {
+        "item": item,
+        "utterance": utterance,
+        "turns": turns,
+        "labels": list(task.labels.order_by("order", "pk")),
+        "suggestion": None if task.hide_suggestion or soft is None else soft,
+    }
+
+
+def annotator_progress(*, task: LabelTask, user: User) -> dict[str, int]:
+    """Done today (own labels since local midnight) and left in the queue (open items)."""
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "done_today": HumanLabel.objects.filter(
+            task=task, annotator=user, created_at__gte=midnight, retraction__isnull=True
+        ).count(),  # fmt: skip
+        "left": QueueItem.objects.filter(task=task, open=True).count(),
+    }
+
+
+def review_rows(*, task: LabelTask) -> list[dict[str, Any]]:
+    """Items a lead should decide: open flags, and answers from annotators that disagree
+    (without an adjudication yet). Each row: utterance, its labels so far, its flags."""
+    flagged = set(
+        Flag.objects.filter(task=task, resolved_at__isnull=True).values_list(
+            "utterance_id", flat=True
+        )
+    )
+    adjudicated = set(
+        HumanLabel.objects.filter(task=task, source="adjudication").values_list(
+            "utterance_id", flat=True
+        )
+    )
+    disputed = set(
+        HumanLabel.objects.filter(task=task, source="annotation", retraction__isnull=True)
+        .values("utterance_id").annotate(n=Count("label", distinct=True)).filter(n__gt=1)
+        .values_list("utterance_id", flat=True)
+    ) - adjudicated  # fmt: skip
+    ids = sorted(flagged | disputed)
+    labels: dict[int, list[HumanLabel]] = defaultdict(list)
+    for h in (
+        HumanLabel.objects.filter(
+            task=task, utterance_id__in=ids, retraction__isnull=True
+        )
+        .select_related("label")
+        .order_by("created_at")
+    ):
+        labels[h.utterance_id].append(h)
+    flags: dict[int, list[Flag]] = defaultdict(list)
+    for f in Flag.objects.filter(
+        task=task, utterance_id__in=ids, resolved_at__isnull=True
+    ).select_related("annotator"):
+        flags[f.utterance_id].append(f)
+    utterances = Utterance.objects.select_related("dialogue").in_bulk(ids)
+    soft = {
+        sl.utterance_id: sl
+        for sl in SoftLabel.objects.filter(
+            task=task, utterance_id__in=ids
+        ).select_related("label")
+    }
+    return [
+        {"utterance": utterances[pk], "labels": labels[pk], "flags": flags[pk], "suggestion": soft.get(pk),
+         "reason": "flagged" if pk in flagged else "disagreement"}
+        for pk in ids
+    ]  # fmt: skip

@@ -7,7 +7,7 @@ import logging
 import os
 import string
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,9 +35,11 @@ from .llm import Answer, ChatClient, LlmError, LlmSettings, MalformedAnswer
 from .models import (
     ApiToken,
     Dialogue,
+    Flag,
     HumanLabel,
     ImportJob,
     Label,
+    LabelRetraction,
     LabelTask,
     LlmFailure,
     LlmLabel,
@@ -920,7 +922,7 @@ def queue_sync(*, task: LabelTask) -> int:
         .order_by("pk").values_list("pk", flat=True) if pk not in known
     ]  # fmt: skip
     answered = dict(
-        HumanLabel.objects.filter(task=task, utterance_id__in=new_ids)
+        HumanLabel.objects.filter(task=task, utterance_id__in=new_ids, retraction__isnull=True)
         .values("utterance_id").annotate(n=Count("annotator_name", distinct=True))
         .values_list("utterance_id", "n")
     )  # fmt: skip
@@ -968,13 +970,16 @@ def _queue_heuristic_trust(task: LabelTask) -> None:
         )
 
 
-def queue_claim(*, task: LabelTask, annotator: User) -> QueueItem | None:
+def queue_claim(
+    *, task: LabelTask, annotator: User, exclude: Collection[int] = ()
+) -> QueueItem | None:
     """The item this annotator should label now, claimed for them; None when nothing is left.
 
     The annotator's own unexpired claim comes back first (a reload keeps the item). Else the
     open item with the lowest trust that nobody holds, that they have neither answered nor
     skipped, is locked with SKIP LOCKED (so concurrent annotators never wait on or get the same
-    row) and claimed with a lease.
+    row) and claimed with a lease. `exclude`: item ids the caller already shows (the workspace
+    holds the current item and the next one, fetched ahead).
     """
     now = timezone.now()
     lease = timedelta(seconds=settings.PARLEY_CLAIM_LEASE_S)
@@ -982,6 +987,8 @@ def queue_claim(*, task: LabelTask, annotator: User) -> QueueItem | None:
         held = (
             QueueItem.objects.select_for_update()
             .filter(task=task, claimed_by=annotator, lease_until__gt=now, open=True)
+            .exclude(pk__in=exclude)
+            .order_by("trust", "pk")
             .first()
         )
         if held is not None:
@@ -989,14 +996,16 @@ def queue_claim(*, task: LabelTask, annotator: User) -> QueueItem | None:
             held.save(update_fields=["lease_until", "updated_at"])
             return held
         mine = HumanLabel.objects.filter(
-            task=task, utterance=OuterRef("utterance"), annotator=annotator
-        )
+            task=task, utterance=OuterRef("utterance"), annotator=annotator,
+            retraction__isnull=True,
+        )  # fmt: skip
         skipped = QueueSkip.objects.filter(item=OuterRef("pk"), annotator=annotator)
         item = (
             QueueItem.objects.filter(task=task, open=True)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
             .exclude(Exists(mine))
             .exclude(Exists(skipped))
+            .exclude(pk__in=exclude)
             .order_by("trust", "pk")
             .select_for_update(skip_locked=True, of=("self",))
             .first()
@@ -1017,11 +1026,19 @@ def queue_renew(*, item_id: int, annotator: User) -> bool:
     )  # fmt: skip
 
 
-def queue_release(*, item_id: int, annotator: User) -> None:
-    """Give the item back (the annotator left the page)."""
-    QueueItem.objects.filter(pk=item_id, claimed_by=annotator).update(
-        claimed_by=None, lease_until=None
-    )
+def queue_release(*, item_id: int, annotator: User, after_s: int = 0) -> None:
+    """Give the item back now, or let the claim run out in `after_s` seconds.
+
+    The page asks for the latter when it is left (`after_s`): a reload comes back within it
+    and keeps the item; a closed tab frees it shortly.
+    """
+    claims = QueueItem.objects.filter(pk=item_id, claimed_by=annotator)
+    if after_s:
+        claims.filter(lease_until__gt=timezone.now() + timedelta(seconds=after_s)).update(
+            lease_until=timezone.now() + timedelta(seconds=after_s)
+        )
+    else:
+        claims.update(claimed_by=None, lease_until=None)
 
 
 @transaction.atomic
@@ -1061,7 +1078,7 @@ def label_submit(
         if chosen is None:
             raise SubmitError(f"unknown label {label!r}")
         if HumanLabel.objects.filter(utterance_id=item.utterance_id, task=item.task,
-                                     annotator=annotator).exists():  # fmt: skip
+                                     annotator=annotator, retraction__isnull=True).exists():  # fmt: skip
             raise SubmitError("you have already answered this item")
         soft = SoftLabel.objects.filter(
             utterance_id=item.utterance_id, task=item.task
@@ -1082,6 +1099,72 @@ def label_submit(
         )
         training_run_maybe_request(task=item.task)
     return human
+
+
+def label_undo(*, task: LabelTask, annotator: User) -> QueueItem | None:
+    """Take back the annotator's last submit on `task` if it is within PARLEY_UNDO_GRACE_S.
+
+    The label row stays (a LabelRetraction marks it); the item reopens and is claimed by the
+    annotator again so they can answer anew. None when there is nothing to undo.
+    """
+    since = timezone.now() - timedelta(seconds=settings.PARLEY_UNDO_GRACE_S)
+    with transaction.atomic():
+        last = (
+            HumanLabel.objects.select_for_update(of=("self",))
+            .filter(task=task, annotator=annotator, source=HumanLabel.Source.ANNOTATION,
+                    retraction__isnull=True, created_at__gte=since)
+            .order_by("-created_at", "-pk").first()
+        )  # fmt: skip
+        if last is None:
+            return None
+        LabelRetraction.objects.create(label=last)
+        item = QueueItem.objects.select_for_update().get(
+            utterance_id=last.utterance_id, task=task
+        )
+        item.answers = max(item.answers - 1, 0)
+        item.open = True
+        item.claimed_by = annotator
+        item.lease_until = timezone.now() + timedelta(
+            seconds=settings.PARLEY_CLAIM_LEASE_S
+        )
+        item.save(
+            update_fields=["answers", "open", "claimed_by", "lease_until", "updated_at"]
+        )
+    return item
+
+
+@transaction.atomic
+def flag_create(*, item_id: int, annotator: User, comment: str) -> Flag:
+    """Flag an item for review: the lead sees it on the review page; the annotator moves on."""
+    item = QueueItem.objects.get(pk=item_id)
+    flag = Flag.objects.create(utterance_id=item.utterance_id, task_id=item.task_id,
+                               annotator=annotator, comment=comment.strip() or "(no comment)")  # fmt: skip
+    queue_skip(item_id=item_id, annotator=annotator)
+    return flag
+
+
+@transaction.atomic
+def label_adjudicate(
+    *, task: LabelTask, utterance_id: int, lead: User, label: str
+) -> HumanLabel:
+    """Record a lead's decision on a flagged or disputed item.
+
+    The decision is a new HumanLabel with source "adjudication" (the annotators' labels stay),
+    the item leaves the queue and its open flags are resolved.
+    """
+    chosen = Label.objects.get(task=task, value=label)
+    decided = HumanLabel.objects.create(
+        utterance_id=utterance_id, task=task, label=chosen, annotator=lead,
+        annotator_name=lead.get_username(), source=HumanLabel.Source.ADJUDICATION,
+        created_at=timezone.now(),
+    )  # fmt: skip
+    QueueItem.objects.filter(utterance_id=utterance_id, task=task).update(
+        open=False, claimed_by=None, lease_until=None
+    )
+    Flag.objects.filter(
+        utterance_id=utterance_id, task=task, resolved_at__isnull=True
+    ).update(resolved_at=timezone.now(), resolved_by=lead)
+    return decided
 
 
 # --- Training runs and scoring (design: annotate/queue.md, "Retrain") ---------------------------
@@ -1115,7 +1198,9 @@ def training_run_maybe_request(*, task: LabelTask) -> TrainingRun | None:
     last = TrainingRun.objects.filter(task=task).order_by("-created_at").first()
     if last is not None and last.status in TrainingRun.ACTIVE_STATUSES:
         return None
-    new = HumanLabel.objects.filter(task=task).exclude(source=HumanLabel.Source.IMPORT)
+    new = HumanLabel.objects.filter(task=task, retraction__isnull=True).exclude(
+        source=HumanLabel.Source.IMPORT
+    )
     if last is not None:
         new = new.filter(created_at__gt=last.created_at)
     if new.count() < settings.PARLEY_RETRAIN_EVERY:
@@ -1357,7 +1442,10 @@ __all__ = [
     "label_task_create",
     "llm_run_execute",
     "llm_run_request",
+    "flag_create",
+    "label_adjudicate",
     "label_submit",
+    "label_undo",
     "predictions_store",
     "project_queue_sync",
     "prompt_messages",

@@ -217,6 +217,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- Queue, retraining and trust -----------------------------------------------------------
 PARLEY_CLAIM_LEASE_S = envint("PARLEY_CLAIM_LEASE_S", 300, minimum=10)
+PARLEY_UNDO_GRACE_S = envint("PARLEY_UNDO_GRACE_S", 120)
 PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
 PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
 PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)

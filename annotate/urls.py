@@ -6,9 +6,26 @@ from django.urls import URLPattern, URLResolver, include, path
 
 from . import api, views
 
+task_urls: list[URLPattern | URLResolver] = [
+    path("queue/", views.queue, name="queue"),
+    path("queue/<int:item>/submit", views.queue_submit, name="queue-submit"),
+    path("queue/<int:item>/skip", views.queue_skip, name="queue-skip"),
+    path("queue/<int:item>/flag", views.queue_flag, name="queue-flag"),
+    path("queue/renew", views.queue_renew, name="queue-renew"),
+    path("queue/release", views.queue_release, name="queue-release"),
+    path("queue/undo", views.queue_undo, name="queue-undo"),
+    path("review/", views.review, name="review"),
+    path(
+        "review/<int:utterance>/adjudicate",
+        views.review_adjudicate,
+        name="review-adjudicate",
+    ),
+]
+
 project_urls: list[URLPattern | URLResolver] = [
     path("", views.project_detail, name="project"),
     path("export.<str:fmt>", views.project_export, name="export"),
+    path("tasks/<slug:task>/", include(task_urls)),
 ]
 
 api_routes: list[URLPattern | URLResolver] = [

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors
-from .models import Project, Role
+from . import selectors, services
+from .models import LabelTask, Project, QueueItem, Role, Utterance
 from .transcripts import csv_writer_line, dialogue_to_csv_rows, dialogue_to_json
 
 EVERYONE = frozenset(Role.values)
@@ -87,3 +99,197 @@ def _csv_lines(project: Project) -> Iterator[str]:
     for record, _ in selectors.transcript_records(project=project):
         for row in dialogue_to_csv_rows(record, header):
             yield csv_writer_line(row)
+
+
+# --- The annotator workspace (queue) and the leads' review ---------------------------------
+
+
+def _user(request: HttpRequest) -> User:
+    """The signed-in user (every view here is behind login_required)."""
+    return cast(User, request.user)
+
+
+def _get_task_for_user(
+    request: HttpRequest, slug: str, task_name: str, *, roles: frozenset[str] = EVERYONE
+) -> tuple[Project, str, LabelTask]:
+    project, role = get_project_for_user(request.user, slug, roles=roles)
+    return project, role, get_object_or_404(LabelTask, project=project, name=task_name)
+
+
+def _item_context(item: QueueItem | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    context = selectors.queue_item_context(item=item)
+    context["submission_key"] = (
+        f"{item.pk}-{uuid.uuid4().hex}"  # one per item and attempt
+    )
+    return context
+
+
+@login_required
+@require_GET
+def queue(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    """The workspace: the current item, and the next one already claimed and rendered."""
+    project, _, label_task = _get_task_for_user(request, slug, task)
+    user: Any = request.user
+    current = None
+    wanted = request.GET.get("item", "")
+    if wanted.isdigit():  # after an undo: the item taken back comes first
+        current = QueueItem.objects.filter(
+            pk=int(wanted), task=label_task, claimed_by=user, open=True
+        ).first()
+    current = current or services.queue_claim(task=label_task, annotator=user)
+    ahead = (
+        services.queue_claim(task=label_task, annotator=user, exclude=[current.pk])
+        if current
+        else None
+    )
+    shown = [i.pk for i in (current, ahead) if i is not None]
+    for extra in QueueItem.objects.filter(task=label_task, claimed_by=user).exclude(
+        pk__in=shown
+    ):
+        services.queue_release(item_id=extra.pk, annotator=user)
+    context = {
+        "project": project, "task": label_task, "current": _item_context(current),
+        "ahead": _item_context(ahead), "progress": selectors.annotator_progress(task=label_task, user=user),
+        "undo_grace_s": settings.PARLEY_UNDO_GRACE_S, "renew_every_s": max(settings.PARLEY_CLAIM_LEASE_S // 3, 5),
+    }  # fmt: skip
+    return render(request, "annotate/queue.html", context)
+
+
+def _next_ahead(
+    request: HttpRequest, task: LabelTask, project: Project
+) -> HttpResponse:
+    """After a submit/skip/flag: the item to fetch ahead (the page already shows `showing`)."""
+    showing = [int(v) for v in request.POST.getlist("showing") if v.isdigit()]
+    user: Any = request.user
+    ahead = services.queue_claim(task=task, annotator=user, exclude=showing)
+    response = render(request, "annotate/_queue_item.html",
+                      {"project": project, "task": task, "entry": _item_context(ahead)})  # fmt: skip
+    progress = selectors.annotator_progress(task=task, user=user)
+    response["X-Parley-Done-Today"] = str(progress["done_today"])
+    response["X-Parley-Left"] = str(progress["left"])
+    return response
+
+
+@login_required
+@require_POST
+def queue_submit(request: HttpRequest, slug: str, task: str, item: int) -> HttpResponse:
+    """Store the answer (idempotent by its submission key). With JavaScript the response is
+    the next item to fetch ahead; without, a redirect back to the queue."""
+    project, _, label_task = _get_task_for_user(request, slug, task)
+    key = request.POST.get("submission_key", "")
+    label = request.POST.get("label", "")
+    if not key or not label:
+        return HttpResponseBadRequest("label and submission_key are required")
+    try:
+        saved = services.label_submit(item_id=item, annotator=_user(request), label=label,
+                                      submission_key=key)  # fmt: skip
+    except services.SubmitError as exc:
+        if _wants_fragment(request):
+            return HttpResponse(str(exc), status=409)
+        messages.error(request, str(exc))
+        return redirect("annotate:queue", slug=slug, task=task)
+    except QueueItem.DoesNotExist:
+        raise Http404("No such item.") from None
+    if _wants_fragment(request):
+        response = _next_ahead(request, label_task, project)
+        response["X-Parley-Saved"] = f"{saved.pk}"
+        return response
+    messages.success(request, f"Saved “{saved.label.value}”. Press U to undo.")
+    return redirect("annotate:queue", slug=slug, task=task)
+
+
+@login_required
+@require_POST
+def queue_skip(request: HttpRequest, slug: str, task: str, item: int) -> HttpResponse:
+    project, _, label_task = _get_task_for_user(request, slug, task)
+    services.queue_skip(item_id=item, annotator=_user(request))
+    if _wants_fragment(request):
+        return _next_ahead(request, label_task, project)
+    return redirect("annotate:queue", slug=slug, task=task)
+
+
+@login_required
+@require_POST
+def queue_flag(request: HttpRequest, slug: str, task: str, item: int) -> HttpResponse:
+    project, _, label_task = _get_task_for_user(request, slug, task)
+    get_object_or_404(QueueItem, pk=item, task=label_task)
+    services.flag_create(
+        item_id=item, annotator=_user(request), comment=request.POST.get("comment", "")
+    )
+    if _wants_fragment(request):
+        return _next_ahead(request, label_task, project)
+    messages.success(request, "Flagged for review.")
+    return redirect("annotate:queue", slug=slug, task=task)
+
+
+@login_required
+@require_POST
+def queue_renew(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    """Keep the items on the page claimed (called while the page is visible)."""
+    _get_task_for_user(request, slug, task)
+    held = [services.queue_renew(item_id=int(v), annotator=_user(request))
+            for v in request.POST.getlist("item") if v.isdigit()]  # fmt: skip
+    return HttpResponse(status=204 if all(held) else 409)
+
+
+@login_required
+@require_POST
+def queue_release(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    """The page was left (navigator.sendBeacon): its claims run out in 15 s unless it comes
+    back (a reload), which keeps them."""
+    _get_task_for_user(request, slug, task)
+    for value in request.POST.getlist("item"):
+        if value.isdigit():
+            services.queue_release(item_id=int(value), annotator=_user(request), after_s=15)
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def queue_undo(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    _, _, label_task = _get_task_for_user(request, slug, task)
+    item = services.label_undo(task=label_task, annotator=_user(request))
+    url = reverse("annotate:queue", kwargs={"slug": slug, "task": task})
+    if item is None:
+        if _wants_fragment(request):
+            return HttpResponse("Nothing to undo.", status=409)
+        messages.info(request, "Nothing to undo.")
+        return redirect(url)
+    if _wants_fragment(request):
+        return JsonResponse({"location": f"{url}?item={item.pk}"})
+    return redirect(f"{url}?item={item.pk}")
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    return request.headers.get("X-Parley-Fragment") == "1" or bool(
+        request.headers.get("HX-Request")
+    )
+
+
+@login_required
+@require_GET
+def review(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    """Leads: flagged items and disagreements between annotators, to adjudicate."""
+    project, _, label_task = _get_task_for_user(request, slug, task, roles=LEADS)
+    context = {"project": project, "task": label_task, "rows": selectors.review_rows(task=label_task),
+               "labels": list(label_task.labels.order_by("order", "pk"))}  # fmt: skip
+    return render(request, "annotate/review.html", context)
+
+
+@login_required
+@require_POST
+def review_adjudicate(
+    request: HttpRequest, slug: str, task: str, utterance: int
+) -> HttpResponse:
+    _, _, label_task = _get_task_for_user(request, slug, task, roles=LEADS)
+    get_object_or_404(Utterance, pk=utterance, dialogue__project=label_task.project)
+    label = request.POST.get("label", "")
+    if not label_task.labels.filter(value=label).exists():
+        return HttpResponseBadRequest("unknown label")
+    services.label_adjudicate(
+        task=label_task, utterance_id=utterance, lead=_user(request), label=label
+    )
+    messages.success(request, f"Decided “{label}”.")
+    return redirect("annotate:review", slug=slug, task=task)

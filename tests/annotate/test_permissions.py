@@ -13,7 +13,26 @@ WEB = [
     ("project", "get", "/projects/support/", "annotator"),
     ("export-jsonl", "get", "/projects/support/export.jsonl", "lead"),
     ("export-csv", "get", "/projects/support/export.csv", "lead"),
+    ("queue", "get", "/projects/support/tasks/act/queue/", "annotator"),
+    ("queue-renew", "post", "/projects/support/tasks/act/queue/renew", "annotator"),
+    ("queue-release", "post", "/projects/support/tasks/act/queue/release", "annotator"),
+    ("queue-undo", "post", "/projects/support/tasks/act/queue/undo", "annotator"),
+    (
+        "queue-skip",
+        "post",
+        "/projects/support/tasks/act/queue/999999/skip",
+        "annotator",
+    ),
+    ("review", "get", "/projects/support/tasks/act/review/", "lead"),
+    (
+        "review-adjudicate",
+        "post",
+        "/projects/support/tasks/act/review/999999/adjudicate",
+        "lead",
+    ),
 ]
+SUCCESS = {"queue-renew": 204, "queue-release": 204, "queue-undo": 302, "queue-skip": 302,
+           "review-adjudicate": 404}  # no such utterance: the role check passed  # fmt: skip
 API = [
     ("api-projects", "get", "/api/projects/", None),
     ("api-import", "post", "/api/projects/support/imports/", "admin"),
@@ -32,15 +51,15 @@ ROLE_OF = {"outsider_olga": None, "annotator_ann": "annotator", "lead_lena": "le
            "admin_alice": "admin", "root": "admin"}  # fmt: skip
 
 
-def _expected(persona: str, needed: str | None, *, api: bool) -> int:
+def _expected(persona: str, needed: str | None, *, api: bool, ok: int = 200) -> int:
     if persona == "anonymous":
         return 401 if api else 302
     role = ROLE_OF[persona]
     if needed is None:
-        return 200
+        return ok
     if role is None:
         return 404  # a project you are not in does not exist for you
-    return 200 if RANK[role] >= RANK[needed] else 403
+    return ok if RANK[role] >= RANK[needed] else 403
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -53,7 +72,9 @@ def test_web_endpoints_check_the_project_role(
     if persona != "anonymous":
         client.force_login(request.getfixturevalue(persona))
     response = getattr(client, method)(url)
-    assert response.status_code == _expected(persona, needed, api=False)
+    assert response.status_code == _expected(
+        persona, needed, api=False, ok=SUCCESS.get(name, 200)
+    )
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

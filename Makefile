@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= true
 
-.PHONY: run install migrate demo test test-fast lint fmt typecheck bench-import clean
+.PHONY: run install migrate demo test test-fast lint fmt typecheck bench-import bench-distill screenshots clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ typecheck: install
 bench-import: install
 	$(BIN)/python -m bench.import --utterances 200000
 	$(BIN)/python -m bench.import --utterances 50000
+
+## Refresh docs/screenshots/ (queue and review pages) from the browser tests.
+screenshots: install
+	PARLEY_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser
+
+## The distillation benchmark (docs/distillation.md); DATA=../shared/data/dailydialog by default.
+DATA ?= ../shared/data/dailydialog
+bench-distill: install
+	$(BIN)/python -m bench.distill --train $(DATA)/pool.jsonl --llm-labels $(DATA)/llm_labels.jsonl \
+		--eval $(DATA)/test.jsonl --task act --objective ce kd llmr pref --human-fraction 0 0.05 0.2 --seeds 3
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

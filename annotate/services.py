@@ -1034,9 +1034,9 @@ def queue_release(*, item_id: int, annotator: User, after_s: int = 0) -> None:
     """
     claims = QueueItem.objects.filter(pk=item_id, claimed_by=annotator)
     if after_s:
-        claims.filter(lease_until__gt=timezone.now() + timedelta(seconds=after_s)).update(
-            lease_until=timezone.now() + timedelta(seconds=after_s)
-        )
+        claims.filter(
+            lease_until__gt=timezone.now() + timedelta(seconds=after_s)
+        ).update(lease_until=timezone.now() + timedelta(seconds=after_s))
     else:
         claims.update(claimed_by=None, lease_until=None)
 

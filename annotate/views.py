@@ -242,7 +242,9 @@ def queue_release(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     _get_task_for_user(request, slug, task)
     for value in request.POST.getlist("item"):
         if value.isdigit():
-            services.queue_release(item_id=int(value), annotator=_user(request), after_s=15)
+            services.queue_release(
+                item_id=int(value), annotator=_user(request), after_s=15
+            )
     return HttpResponse(status=204)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.cache import cache
 from django.db.models import Case, Count, Exists, OuterRef, QuerySet, When
 from django.utils import timezone
 
@@ -306,8 +307,18 @@ def annotator_progress(*, task: LabelTask, user: User) -> dict[str, int]:
         "done_today": HumanLabel.objects.filter(
             task=task, annotator=user, created_at__gte=midnight, retraction__isnull=True
         ).count(),  # fmt: skip
-        "left": QueueItem.objects.filter(task=task, open=True).count(),
+        "left": _open_items(task),
     }
+
+
+def _open_items(task: LabelTask) -> int:
+    """Open items of the task; cached for 5 s (every submit shows it, counting is O(queue))."""
+    key = f"queue-open:{task.pk}"
+    value = cache.get(key)
+    if value is None:
+        value = QueueItem.objects.filter(task=task, open=True).count()
+        cache.set(key, value, timeout=5)
+    return int(value)
 
 
 def review_rows(*, task: LabelTask) -> list[dict[str, Any]]:

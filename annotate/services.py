@@ -1203,8 +1203,11 @@ def training_run_maybe_request(*, task: LabelTask) -> TrainingRun | None:
     )
     if last is not None:
         new = new.filter(created_at__gt=last.created_at)
-    if new.count() < settings.PARLEY_RETRAIN_EVERY:
-        return None
+    if (
+        new.order_by()[: settings.PARLEY_RETRAIN_EVERY].count()
+        < settings.PARLEY_RETRAIN_EVERY
+    ):
+        return None  # counted up to the threshold only: cheap however many labels exist
     return training_run_request(task=task)
 
 

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 })  # fmt: skip
                 print(f"  run {objective} F={fraction} seed={seed}: acc {metrics.accuracy:.4f} "
                       f"F1 {metrics.macro_f1:.4f} ECE {metrics.ece:.4f} "
-                      f"({result.seconds:.0f} s, best epoch {result.best_epoch})", flush=True)  # fmt: skip
+                      f"({result.seconds:.0f} s, {result.utterances_seen / result.seconds:.1f} utterances/s "
+                      f"over {result.utterances_seen} seen, best epoch {result.best_epoch})", flush=True)  # fmt: skip
     summary = []
     print(
         "\n| task | objective | human F | accuracy | macro-F1 | ECE | train s | seeds |"

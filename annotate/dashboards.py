@@ -1,0 +1,330 @@
+"""Selectors for the leads' dashboards: every figure is an SQL aggregate, finished in Python
+only over its small result (a confusion matrix, a handful of bins).
+
+The reference for "right" is the human label of an utterance: its adjudication if there is one,
+else its latest label (retracted labels never count).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Cast, Floor, RowNumber, TruncHour
+
+from .models import (
+    HumanLabel,
+    LabelTask,
+    LlmLabel,
+    ModelVersion,
+    Prediction,
+    QueueItem,
+    SoftLabel,
+)
+
+
+@dataclass
+class Scores:
+    """Accuracy, macro-F1 and per-class precision/recall from a confusion matrix."""
+
+    n: int
+    accuracy: float | None
+    macro_f1: float | None
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    """Rows: the reference (human) label; columns: the predicted label; in label order."""
+
+
+def reference_labels(task: LabelTask) -> QuerySet[HumanLabel]:
+    """One human label per utterance: the adjudication if any, else the latest label."""
+    ranked = (
+        HumanLabel.objects.filter(task=task, retraction__isnull=True)
+        .annotate(rank=Window(
+            RowNumber(), partition_by=[F("utterance_id")],
+            order_by=[Case(When(source="adjudication", then=Value(0)), default=Value(1)).asc(),
+                      F("created_at").desc(), F("pk").desc()],
+        ))
+    )  # fmt: skip
+    return ranked.filter(rank=1)
+
+
+def scores_from_pairs(
+    pairs: dict[tuple[int, int], int], label_ids: list[int], names: list[str]
+) -> Scores:
+    """Scores from {(reference label id, predicted label id): count}."""
+    index = {pk: i for i, pk in enumerate(label_ids)}
+    size = len(label_ids)
+    matrix = [[0] * size for _ in range(size)]
+    for (ref, pred), count in pairs.items():
+        if ref in index and pred in index:
+            matrix[index[ref]][index[pred]] += count
+    n = sum(map(sum, matrix))
+    if n == 0:
+        return Scores(n=0, accuracy=None, macro_f1=None, confusion=matrix,
+                      per_class=[{"label": name, "precision": None, "recall": None, "f1": None, "support": 0}
+                                 for name in names])  # fmt: skip
+    per_class, f1s = [], []
+    for c, name in enumerate(names):
+        tp = matrix[c][c]
+        predicted = sum(matrix[r][c] for r in range(size))
+        support = sum(matrix[c])
+        precision = tp / predicted if predicted else None
+        recall = tp / support if support else None
+        f1 = (2 * precision * recall / (precision + recall)
+              if precision and recall else 0.0)  # fmt: skip
+        if support or predicted:
+            f1s.append(f1)
+        per_class.append(
+            {
+                "label": name,
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": support,
+            }
+        )
+    accuracy = sum(matrix[c][c] for c in range(size)) / n
+    return Scores(n=n, accuracy=accuracy, macro_f1=sum(f1s) / len(f1s) if f1s else None,
+                  per_class=per_class, confusion=matrix)  # fmt: skip
+
+
+def _labels(task: LabelTask) -> tuple[list[int], list[str]]:
+    rows = list(task.labels.order_by("order", "pk").values_list("pk", "value"))
+    return [pk for pk, _ in rows], [value for _, value in rows]
+
+
+def llm_accuracy(*, task: LabelTask) -> dict[str, Any]:
+    """The LLM ensemble's label against the human reference, overall and per prompt."""
+    label_ids, names = _labels(task)
+    reference = reference_labels(task)
+    human_of = Subquery(
+        reference.filter(utterance_id=OuterRef("utterance_id")).values("label_id")[:1]
+    )
+    pairs = {
+        (ref, pred): n
+        for ref, pred, n in SoftLabel.objects.filter(task=task)
+        .annotate(ref=human_of).exclude(ref=None)
+        .values_list("ref", "label_id").annotate(n=Count("pk")).values_list("ref", "label_id", "n")
+    }  # fmt: skip
+    per_prompt = []
+    rows = (
+        LlmLabel.objects.filter(task=task).annotate(ref=human_of).exclude(ref=None)
+        .values("prompt", "model")
+        .annotate(n=Count("pk"), right=Sum(Case(When(label_id=F("ref"), then=1), default=0,
+                                                output_field=IntegerField())))
+        .order_by("prompt", "model")
+    )  # fmt: skip
+    for row in rows:
+        per_prompt.append({"prompt": row["prompt"] or "(answer)", "model": row["model"], "n": row["n"],
+                           "accuracy": row["right"] / row["n"] if row["n"] else None})  # fmt: skip
+    return {
+        "ensemble": scores_from_pairs(pairs, label_ids, names),
+        "per_prompt": per_prompt,
+        "labels": names,
+    }
+
+
+def student_accuracy(*, task: LabelTask) -> list[dict[str, Any]]:
+    """Per model version: its predictions against human labels it did not train on.
+
+    A version trained on the labels that existed when its run started; only reference labels
+    created after that count.
+    """
+    label_ids, names = _labels(task)
+    out = []
+    for version in (
+        ModelVersion.objects.filter(task=task).select_related("run").order_by("version")
+    ):
+        since = (
+            version.run.started_at
+            if version.run and version.run.started_at
+            else version.created_at
+        )
+        predicted = Subquery(Prediction.objects.filter(model_version=version, utterance_id=OuterRef("utterance_id"))
+                             .values("label_id")[:1])  # fmt: skip
+        pairs = {
+            (ref, pred): n
+            for ref, pred, n in reference_labels(task).filter(created_at__gt=since)
+            .annotate(pred=predicted).exclude(pred=None)
+            .values_list("label_id", "pred").annotate(n=Count("pk")).values_list("label_id", "pred", "n")
+        }  # fmt: skip
+        out.append(
+            {"version": version, "scores": scores_from_pairs(pairs, label_ids, names)}
+        )
+    return out
+
+
+def trust_calibration(*, task: LabelTask, bins: int = 10) -> dict[str, Any]:
+    """Reliability of past trust scores: the trust an item had when its human label arrived,
+    against whether the LLM label shown then was right. Bins of equal width; ECE."""
+    rows = (
+        HumanLabel.objects.filter(task=task, source="annotation", retraction__isnull=True,
+                                  trust__isnull=False, llm_label__isnull=False)
+        .annotate(bin=Cast(Floor(F("trust") * bins), IntegerField()),
+                  right=Case(When(label_id=F("llm_label_id"), then=1.0), default=0.0, output_field=FloatField()))
+        .values("bin").annotate(n=Count("pk"), trust=Avg("trust"), accuracy=Avg("right")).order_by("bin")
+    )  # fmt: skip
+    merged: dict[int, dict[str, float]] = {}
+    for row in rows:
+        b = min(int(row["bin"]), bins - 1)  # trust 1.0 belongs to the last bin
+        slot = merged.setdefault(b, {"n": 0, "trust_sum": 0.0, "right_sum": 0.0})
+        slot["n"] += row["n"]
+        slot["trust_sum"] += row["trust"] * row["n"]
+        slot["right_sum"] += row["accuracy"] * row["n"]
+    total = sum(s["n"] for s in merged.values())
+    table = [{"bin": b, "low": b / bins, "high": (b + 1) / bins, "n": int(s["n"]),
+              "trust": s["trust_sum"] / s["n"], "accuracy": s["right_sum"] / s["n"]}
+             for b, s in sorted(merged.items())]  # fmt: skip
+    ece = (
+        sum(r["n"] / total * abs(r["accuracy"] - r["trust"]) for r in table)
+        if total
+        else None
+    )
+    return {"bins": table, "n": total, "ece": ece}
+
+
+def remaining_errors(*, task: LabelTask) -> dict[str, Any]:
+    """Estimated wrong LLM labels left in the unreviewed pool: Σ (1 − trust) over open,
+    unanswered items with an LLM label, ± 1.96 √Σ t(1 − t) (independent Bernoulli errors;
+    the calibration error above adds to it)."""
+    has_llm = Exists(
+        SoftLabel.objects.filter(task=task, utterance_id=OuterRef("utterance_id"))
+    )
+    agg = QueueItem.objects.filter(task=task, open=True, answers=0).filter(has_llm).aggregate(
+        n=Count("pk"), wrong=Sum(1.0 - F("trust"), output_field=FloatField()),
+        variance=Sum(F("trust") * (1.0 - F("trust")), output_field=FloatField()),
+    )  # fmt: skip
+    n, wrong, variance = agg["n"] or 0, agg["wrong"] or 0.0, agg["variance"] or 0.0
+    band = 1.96 * math.sqrt(variance)
+    return {
+        "items": n,
+        "estimate": wrong,
+        "low": max(0.0, wrong - band),
+        "high": wrong + band,
+    }
+
+
+def burndown(*, task: LabelTask) -> list[dict[str, Any]]:
+    """Items left to label at the end of each day with human labels: all items minus the
+    utterances labelled by then (the first label of each utterance counts)."""
+    total = QueueItem.objects.filter(task=task).count()
+    firsts = (
+        HumanLabel.objects.filter(task=task, retraction__isnull=True).exclude(source="import")
+        .values("utterance_id").annotate(first=Min("created_at"))
+    )  # fmt: skip
+    per_day: dict[Any, int] = defaultdict(int)
+    already = (
+        HumanLabel.objects.filter(task=task, source="import")
+        .values("utterance_id")
+        .distinct()
+        .count()
+    )
+    for row in firsts:
+        per_day[row["first"].date()] += 1
+    out, done = [], already
+    for day in sorted(per_day):
+        done += per_day[day]
+        out.append({"day": day, "labelled": per_day[day], "left": max(total - done, 0)})
+    return out
+
+
+def annotator_stats(*, task: LabelTask) -> list[dict[str, Any]]:
+    """Per annotator: labels, active hours (clock hours with at least one label), items per
+    active hour, and the share of suggestions accepted unchanged (rubber-stamping shows here)."""
+    base = HumanLabel.objects.filter(
+        task=task, source="annotation", retraction__isnull=True
+    )
+    hours = dict(
+        base.annotate(hour=TruncHour("created_at")).values("annotator_id")
+        .annotate(h=Count("hour", distinct=True)).values_list("annotator_id", "h")
+    )  # fmt: skip
+    rows = (
+        base.values("annotator_id", "annotator_name")
+        .annotate(n=Count("pk"), shown=Count("pk", filter=Q(llm_label__isnull=False)),
+                  accepted=Count("pk", filter=Q(label_id=F("llm_label_id"))),
+                  last=Max("created_at"))
+        .order_by("annotator_name")
+    )  # fmt: skip
+    return [
+        {"annotator": r["annotator_name"], "labels": r["n"], "active_hours": hours.get(r["annotator_id"], 0),
+         "per_hour": r["n"] / hours[r["annotator_id"]] if hours.get(r["annotator_id"]) else None,
+         "accepted_share": r["accepted"] / r["shown"] if r["shown"] else None, "last": r["last"]}
+        for r in rows
+    ]  # fmt: skip
+
+
+def cohen_kappa(matrix: dict[tuple[int, int], int]) -> float | None:
+    """Cohen's κ from {(label of rater a, label of rater b): count}; None without items."""
+    n = sum(matrix.values())
+    if n == 0:
+        return None
+    observed = sum(c for (a, b), c in matrix.items() if a == b) / n
+    rows: dict[int, int] = defaultdict(int)
+    cols: dict[int, int] = defaultdict(int)
+    for (a, b), c in matrix.items():
+        rows[a] += c
+        cols[b] += c
+    expected = sum(rows[k] * cols.get(k, 0) for k in rows) / (n * n)
+    if expected == 1.0:
+        return 1.0 if observed == 1.0 else 0.0
+    return (observed - expected) / (1.0 - expected)
+
+
+def agreement(*, task: LabelTask) -> dict[str, Any]:
+    """Cohen's κ for each pair of annotators over the items both labelled, and of each
+    annotator against the adjudicated labels."""
+    base = HumanLabel.objects.filter(
+        task=task, source="annotation", retraction__isnull=True
+    )
+    other = base.filter(
+        utterance_id=OuterRef("utterance_id"), annotator_id__gt=OuterRef("annotator_id")
+    )
+    pairs: dict[tuple[str, str], dict[tuple[int, int], int]] = defaultdict(
+        lambda: defaultdict(int)
+    )
+    joined = (
+        base.annotate(b_name=Subquery(other.values("annotator_name")[:1]),
+                      b_label=Subquery(other.values("label_id")[:1]))
+        .exclude(b_label=None)
+        .values_list("annotator_name", "b_name", "label_id", "b_label").annotate(n=Count("pk"))
+    )  # fmt: skip
+    for a, b, la, lb, n in joined:
+        pairs[(a, b)][(la, lb)] += n
+    adjudicated = Subquery(HumanLabel.objects.filter(task=task, source="adjudication",
+                                                     utterance_id=OuterRef("utterance_id"))
+                           .order_by("-created_at").values("label_id")[:1])  # fmt: skip
+    versus: dict[str, dict[tuple[int, int], int]] = defaultdict(
+        lambda: defaultdict(int)
+    )
+    for name, label, decided, n in (
+        base.annotate(decided=adjudicated).exclude(decided=None)
+        .values_list("annotator_name", "label_id", "decided").annotate(n=Count("pk"))
+    ):  # fmt: skip
+        versus[name][(label, decided)] += n
+    return {
+        "pairs": [{"a": a, "b": b, "items": sum(m.values()), "kappa": cohen_kappa(m)}
+                  for (a, b), m in sorted(pairs.items())],
+        "adjudicated": [{"annotator": a, "items": sum(m.values()), "kappa": cohen_kappa(m)}
+                        for a, m in sorted(versus.items())],
+    }  # fmt: skip

@@ -1,0 +1,252 @@
+"""Dashboard selectors against hand-computed fixtures."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from annotate import dashboards, services
+from annotate.models import (
+    HumanLabel,
+    Label,
+    LabelRetraction,
+    ModelVersion,
+    Prediction,
+    QueueItem,
+    TrainingRun,
+    Utterance,
+)
+from tests.conftest import jsonl
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+LLM = [
+    "inform",
+    "inform",
+    "question",
+    "question",
+    "directive",
+    "inform",
+]  # the ensemble's labels
+REFERENCE = [
+    "inform",
+    "question",
+    "question",
+    "inform",
+    "directive",
+    None,
+]  # the humans'
+
+
+@pytest.fixture
+def act(project, settings):
+    settings.PARLEY_OVERLAP_FRACTION = 0.0
+    turns = [{"speaker": "A", "text": f"u{i}",
+              "llm": {"act": [{"prompt": "P1", "label": label, "confidence": 0.9},
+                              {"prompt": "P2", "label": "inform", "confidence": 0.6}]}}
+             for i, label in enumerate(LLM)]  # fmt: skip
+    services.transcripts_import(
+        project=project,
+        stream=io.BytesIO(jsonl({"id": "d", "turns": turns})),
+        name="d.jsonl",
+    )
+    task = project.tasks.get(name="act")
+    services.queue_sync(task=task)
+    return task
+
+
+def u(i: int) -> Utterance:
+    return Utterance.objects.get(text=f"u{i}")
+
+
+def label(task, value: str) -> Label:
+    return Label.objects.get(task=task, value=value)
+
+
+def human(
+    task, i, value, *, who=None, at=T0, source="annotation", llm=None, trust=None
+) -> HumanLabel:
+    return HumanLabel.objects.create(
+        utterance=u(i), task=task, label=label(task, value), annotator=who,
+        annotator_name=who.username if who else "import", source=source if who or source != "annotation" else "import",
+        created_at=at, llm_label=label(task, llm) if llm else None, trust=trust,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def references(act, annotator_ann):
+    for i, value in enumerate(REFERENCE):
+        if value:
+            human(act, i, value, who=annotator_ann, at=T0 + timedelta(minutes=i))
+    return act
+
+
+def test_the_reference_is_the_adjudication_else_the_latest_label(
+    act, annotator_ann, annotator_bob, lead_lena
+):
+    human(act, 0, "inform", who=annotator_ann, at=T0)
+    human(act, 0, "question", who=annotator_bob, at=T0 + timedelta(minutes=5))
+    assert dashboards.reference_labels(act).get().label.value == "question"
+    human(
+        act,
+        0,
+        "directive",
+        who=lead_lena,
+        at=T0 + timedelta(minutes=1),
+        source="adjudication",
+    )
+    assert dashboards.reference_labels(act).get().label.value == "directive"
+    late = human(act, 1, "inform", who=annotator_ann, at=T0)
+    LabelRetraction.objects.create(label=late)
+    assert dashboards.reference_labels(act).count() == 1
+
+
+def test_llm_accuracy_overall_per_class_and_per_prompt(references):
+    result = dashboards.llm_accuracy(task=references)
+    scores = result["ensemble"]
+    assert scores.n == 5 and scores.accuracy == pytest.approx(3 / 5)
+    per = {row["label"]: row for row in scores.per_class}
+    assert (per["inform"]["precision"], per["inform"]["recall"]) == (0.5, 0.5)
+    assert (per["question"]["precision"], per["question"]["recall"]) == (0.5, 0.5)
+    assert per["directive"]["f1"] == 1.0 and per["commissive"]["support"] == 0
+    assert scores.macro_f1 == pytest.approx(
+        (0.5 + 0.5 + 1.0) / 3
+    )  # commissive is absent from both
+    assert scores.confusion[0] == [
+        1,
+        1,
+        0,
+        0,
+    ]  # reference inform: predicted inform once, question once
+    prompts = {row["prompt"]: row["accuracy"] for row in result["per_prompt"]}
+    assert prompts == {
+        "P1": pytest.approx(3 / 5),
+        "P2": pytest.approx(2 / 5),
+    }  # P2 always says inform
+
+
+def test_student_accuracy_counts_only_labels_the_version_did_not_train_on(
+    act, annotator_ann
+):
+    run = TrainingRun.objects.create(task=act, status="succeeded", started_at=T0)
+    version = ModelVersion.objects.create(
+        task=act, run=run, version=1, artifact_path="/x", is_active=True
+    )
+    for i, value in enumerate(["inform", "question", "inform"]):
+        Prediction.objects.create(utterance=u(i), task=act, model_version=version, probabilities=[1, 0, 0, 0],
+                                  label=label(act, value), trust=0.5)  # fmt: skip
+    human(
+        act, 0, "question", who=annotator_ann, at=T0 - timedelta(hours=1)
+    )  # trained on: left out
+    human(act, 1, "question", who=annotator_ann, at=T0 + timedelta(hours=1))  # right
+    human(act, 2, "question", who=annotator_ann, at=T0 + timedelta(hours=1))  # wrong
+    [row] = dashboards.student_accuracy(task=act)
+    assert (
+        row["version"] == version
+        and row["scores"].n == 2
+        and row["scores"].accuracy == 0.5
+    )
+
+
+def test_trust_reliability_and_ece(act, annotator_ann):
+    for i, (trust, llm, value) in enumerate([(0.15, "inform", "question"), (0.15, "inform", "inform"),
+                                             (0.95, "inform", "inform"), (0.95, "question", "question"),
+                                             (1.0, "question", "question")]):  # fmt: skip
+        human(act, i, value, who=annotator_ann, llm=llm, trust=trust)
+    result = dashboards.trust_calibration(task=act)
+    assert [(b["bin"], b["n"]) for b in result["bins"]] == [(1, 2), (9, 3)]
+    assert result["bins"][0]["accuracy"] == 0.5 and result["bins"][1][
+        "trust"
+    ] == pytest.approx(2.9 / 3)
+    assert result["ece"] == pytest.approx(2 / 5 * 0.35 + 3 / 5 * (1 - 2.9 / 3))
+
+
+def test_the_estimate_of_wrong_labels_left_in_the_pool(act, annotator_ann):
+    trusts = [0.9, 0.6, 0.2, 0.5, 0.5, 0.5]
+    for i, t in enumerate(trusts):
+        QueueItem.objects.filter(utterance=u(i)).update(trust=t)
+    QueueItem.objects.filter(utterance__in=[u(3), u(4)]).update(
+        answers=1, open=False
+    )  # reviewed
+    QueueItem.objects.filter(utterance=u(5)).update(
+        answers=1
+    )  # one of two answers in: not unreviewed
+    result = dashboards.remaining_errors(task=act)
+    assert result["items"] == 3 and result["estimate"] == pytest.approx(0.1 + 0.4 + 0.8)
+    band = 1.96 * (0.09 + 0.24 + 0.16) ** 0.5
+    assert result["low"] == pytest.approx(max(0.0, 1.3 - band)) and result[
+        "high"
+    ] == pytest.approx(1.3 + band)
+
+
+def test_burndown_counts_each_utterance_once_on_its_first_label(
+    act, annotator_ann, annotator_bob
+):
+    human(act, 0, "inform", who=annotator_ann, at=T0)
+    human(
+        act, 0, "inform", who=annotator_bob, at=T0 + timedelta(days=1)
+    )  # a second opinion
+    human(act, 1, "inform", who=annotator_ann, at=T0)
+    human(act, 2, "inform", who=annotator_bob, at=T0 + timedelta(days=1))
+    rows = dashboards.burndown(task=act)
+    assert [(r["day"].isoformat(), r["labelled"], r["left"]) for r in rows] == [
+        ("2026-11-02", 2, 4), ("2026-11-03", 1, 3)]  # fmt: skip
+
+
+def test_throughput_and_accepted_suggestions_per_annotator(
+    act, annotator_ann, annotator_bob
+):
+    for i, (value, llm) in enumerate(
+        [("inform", "inform"), ("question", "question"), ("inform", "question")]
+    ):
+        human(
+            act, i, value, who=annotator_ann, at=T0 + timedelta(minutes=10 * i), llm=llm
+        )
+    human(act, 3, "inform", who=annotator_bob, at=T0, llm="inform")
+    human(act, 4, "inform", who=annotator_bob, at=T0 + timedelta(hours=2), llm="inform")
+    stats = {row["annotator"]: row for row in dashboards.annotator_stats(task=act)}
+    assert (
+        stats["ann"]["labels"] == 3
+        and stats["ann"]["active_hours"] == 1
+        and stats["ann"]["per_hour"] == 3
+    )
+    assert stats["ann"]["accepted_share"] == pytest.approx(2 / 3)
+    assert (
+        stats["bob"]["per_hour"] == 1 and stats["bob"]["accepted_share"] == 1.0
+    )  # rubber-stamping shows
+
+
+def test_cohen_kappa_on_a_hand_computed_table():
+    # a/b agree on 3 of 4; marginals a: (3, 1), b: (2, 2) → p_e = (3·2 + 1·2)/16 = 0.5 → κ = 0.5
+    assert dashboards.cohen_kappa({(1, 1): 2, (1, 2): 1, (2, 2): 1}) == pytest.approx(
+        0.5
+    )
+    assert dashboards.cohen_kappa({}) is None
+    assert dashboards.cohen_kappa({(1, 1): 3}) == 1.0
+
+
+def test_agreement_between_annotators_and_with_adjudication(
+    act, annotator_ann, annotator_bob, lead_lena
+):
+    for i, (a, b) in enumerate(
+        [
+            ("inform", "inform"),
+            ("inform", "inform"),
+            ("inform", "question"),
+            ("question", "question"),
+        ]
+    ):
+        human(act, i, a, who=annotator_ann)
+        human(act, i, b, who=annotator_bob)
+    human(act, 2, "question", who=lead_lena, source="adjudication")
+    result = dashboards.agreement(task=act)
+    assert [(p["a"], p["b"], p["items"]) for p in result["pairs"]] == [
+        ("ann", "bob", 4)
+    ]
+    assert result["pairs"][0]["kappa"] == pytest.approx(0.5)
+    versus = {row["annotator"]: row for row in result["adjudicated"]}
+    assert (
+        versus["ann"]["items"] == 1 and versus["ann"]["kappa"] == 0.0
+    )  # ann said inform
+    assert versus["bob"]["kappa"] == 1.0

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import (
     Avg,
     Case,
@@ -138,10 +139,12 @@ def llm_accuracy(*, task: LabelTask) -> dict[str, Any]:
     for row in rows:
         per_prompt.append({"prompt": row["prompt"] or "(answer)", "model": row["model"], "n": row["n"],
                            "accuracy": row["right"] / row["n"] if row["n"] else None})  # fmt: skip
+    ensemble = scores_from_pairs(pairs, label_ids, names)
     return {
-        "ensemble": scores_from_pairs(pairs, label_ids, names),
+        "ensemble": ensemble,
         "per_prompt": per_prompt,
         "labels": names,
+        "confusion_rows": list(zip(names, ensemble.confusion, strict=True)),
     }
 
 
@@ -328,3 +331,23 @@ def agreement(*, task: LabelTask) -> dict[str, Any]:
         "adjudicated": [{"annotator": a, "items": sum(m.values()), "kappa": cohen_kappa(m)}
                         for a, m in sorted(versus.items())],
     }  # fmt: skip
+
+
+def dashboard_data(*, task: LabelTask) -> dict[str, Any]:
+    """Every dashboard figure of a task, cached until a human label or a model version arrives
+    (and at most 5 minutes: trust moves with rescoring)."""
+    last_label = HumanLabel.objects.filter(task=task).aggregate(m=Max("pk"))["m"] or 0
+    last_version = (
+        ModelVersion.objects.filter(task=task).aggregate(m=Max("pk"))["m"] or 0
+    )
+    key = f"dashboard:{task.pk}:{last_label}:{last_version}"
+    data: dict[str, Any] | None = cache.get(key)
+    if data is None:
+        data = {
+            "llm": llm_accuracy(task=task), "student": student_accuracy(task=task),
+            "trust": trust_calibration(task=task), "remaining": remaining_errors(task=task),
+            "burndown": burndown(task=task), "annotators": annotator_stats(task=task),
+            "agreement": agreement(task=task),
+        }  # fmt: skip
+        cache.set(key, data, timeout=300)
+    return data

@@ -15,6 +15,10 @@ task_urls: list[URLPattern | URLResolver] = [
     path("queue/release", views.queue_release, name="queue-release"),
     path("queue/undo", views.queue_undo, name="queue-undo"),
     path("review/", views.review, name="review"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/runs/<int:run>/", views.run_status, name="run-status"),
+    path("dashboard/retrain", views.retrain, name="retrain"),
+    path("student.zip", views.student_export, name="student-export"),
     path(
         "review/<int:utterance>/adjudicate",
         views.review_adjudicate,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 from django.conf import settings
@@ -12,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -23,9 +27,18 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
-from . import selectors, services
-from .models import LabelTask, Project, QueueItem, Role, Utterance
+from . import charts, dashboards, selectors, services
+from .models import (
+    LabelTask,
+    ModelVersion,
+    Project,
+    QueueItem,
+    Role,
+    TrainingRun,
+    Utterance,
+)
 from .transcripts import csv_writer_line, dialogue_to_csv_rows, dialogue_to_json
 
 EVERYONE = frozenset(Role.values)
@@ -295,3 +308,74 @@ def review_adjudicate(
     )
     messages.success(request, f"Decided “{label}”.")
     return redirect("annotate:review", slug=slug, task=task)
+
+
+# --- Lead dashboards ----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    """Leads: student, LLM, trust, people and queue, for one label task; every chart has its table."""
+    project, _, label_task = _get_task_for_user(request, slug, task, roles=LEADS)
+    data = dashboards.dashboard_data(task=label_task)
+    students = data["student"]
+    context = {
+        "project": project, "task": label_task, **data,
+        "runs": TrainingRun.objects.filter(task=label_task).order_by("-created_at")[:10],
+        "student_chart": charts.line_chart(
+            "Student accuracy and macro-F1 by model version (human labels it did not train on)",
+            [f"v{row['version'].version}" for row in students],
+            {"accuracy": [row["scores"].accuracy for row in students],
+             "macro-F1": [row["scores"].macro_f1 for row in students]}),
+        "reliability_chart": charts.reliability_diagram(
+            "Trust reliability: share of LLM labels found right per trust bin", data["trust"]["bins"]),
+        "burndown_chart": charts.line_chart(
+            "Items left in the queue, by day", [r["day"].isoformat() for r in data["burndown"]],
+            {"left": [r["left"] for r in data["burndown"]]},
+            y_max=max([r["left"] for r in data["burndown"]] + [1]), y_format=".0f"),
+        "active_model": ModelVersion.objects.filter(task=label_task, is_active=True).first(),
+    }  # fmt: skip
+    return render(request, "annotate/dashboard.html", context)
+
+
+@login_required
+@require_GET
+def run_status(request: HttpRequest, slug: str, task: str, run: int) -> HttpResponse:
+    """One training run's row; polled by htmx every 2 s until the run ends."""
+    project, _, label_task = _get_task_for_user(request, slug, task, roles=LEADS)
+    training_run = get_object_or_404(TrainingRun, pk=run, task=label_task)
+    response = render(request, "annotate/_run_status.html",
+                      {"project": project, "task": label_task, "run": training_run})  # fmt: skip
+    if training_run.status not in TrainingRun.ACTIVE_STATUSES:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+@login_required
+@require_POST
+def retrain(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    _, _, label_task = _get_task_for_user(request, slug, task, roles=LEADS)
+    run = services.training_run_request(task=label_task, requested_by=_user(request))
+    messages.success(request, f"Training run {run.pk} is {run.status}.")
+    return redirect("annotate:dashboard", slug=slug, task=task)
+
+
+@login_required
+@require_GET
+def student_export(request: HttpRequest, slug: str, task: str) -> HttpResponseBase:
+    """The active student as a zip of a Hugging Face model directory."""
+    _, _, label_task = _get_task_for_user(request, slug, task, roles=LEADS)
+    version = ModelVersion.objects.filter(task=label_task, is_active=True).first()
+    if version is None or not (Path(version.artifact_path) / "full").is_dir():
+        raise Http404("No trained student for this task yet.")
+    directory = Path(version.artifact_path) / "full"
+    name = f"{slug}-{task}-student-v{version.version}"
+    # Spooled to a temporary file, which the response closes (and so deletes) when sent.
+    archive = tempfile.TemporaryFile()  # noqa: SIM115
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                zf.write(path, f"{name}/{path.relative_to(directory)}")
+    archive.seek(0)
+    return FileResponse(archive, as_attachment=True, filename=f"{name}.zip")

@@ -250,3 +250,65 @@ def test_agreement_between_annotators_and_with_adjudication(
         versus["ann"]["items"] == 1 and versus["ann"]["kappa"] == 0.0
     )  # ann said inform
     assert versus["bob"]["kappa"] == 1.0
+
+
+def test_the_dashboard_page_renders_every_panel(
+    client, references, lead_lena, annotator_ann
+):
+    run = TrainingRun.objects.create(
+        task=references, status="running", progress=0.4, started_at=T0
+    )
+    client.force_login(lead_lena)
+    page = client.get("/projects/support/tasks/act/dashboard/").content.decode()
+    for text in ("Student against human labels", "Training runs", "Per prompt of the bank", "Confusion matrix",
+                 "Reliability of trust scores", "Estimated wrong LLM labels", "Burn-down", "Annotators",
+                 "Cohen's κ", "Corpus (JSONL)", '<svg class="chart"', 'hx-trigger="every 2s"'):  # fmt: skip
+        assert text in page, text
+    assert "<td>0.600</td>" in page  # P1's accuracy, from the fixture
+    assert '<th scope="row">inform</th><td>1</td><td>1</td><td>0</td><td>0</td>' in page  # confusion row
+    status = client.get(f"/projects/support/tasks/act/dashboard/runs/{run.pk}/")
+    assert status.status_code == 200 and "40 %" in status.content.decode()
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", progress=1.0)
+    assert (
+        client.get(f"/projects/support/tasks/act/dashboard/runs/{run.pk}/").status_code
+        == 286
+    )  # stop polling
+    client.force_login(annotator_ann)
+    assert client.get("/projects/support/tasks/act/dashboard/").status_code == 403
+
+
+def test_retrain_now_queues_one_run(
+    client, act, lead_lena, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr("annotate.tasks.train_student.delay", sent.append)
+    client.force_login(lead_lena)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/projects/support/tasks/act/dashboard/retrain")
+        client.post("/projects/support/tasks/act/dashboard/retrain")
+    assert TrainingRun.objects.filter(task=act).count() == 1 and len(sent) == 1
+
+
+def test_the_student_export_is_a_hugging_face_directory_in_a_zip(
+    client, act, lead_lena, tmp_path
+):
+    import zipfile
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "config.json").write_text("{}")
+    (tmp_path / "full" / "parley.json").write_text("{}")
+    client.force_login(lead_lena)
+    assert client.get("/projects/support/tasks/act/student.zip").status_code == 404
+    ModelVersion.objects.create(
+        task=act, version=3, artifact_path=str(tmp_path), is_active=True
+    )
+    response = client.get("/projects/support/tasks/act/student.zip")
+    assert (
+        response["Content-Disposition"]
+        == 'attachment; filename="support-act-student-v3.zip"'
+    )
+    names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+    assert names == [
+        "support-act-student-v3/config.json",
+        "support-act-student-v3/parley.json",
+    ]

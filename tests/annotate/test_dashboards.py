@@ -265,7 +265,9 @@ def test_the_dashboard_page_renders_every_panel(
                  "Cohen's κ", "Corpus (JSONL)", '<svg class="chart"', 'hx-trigger="every 2s"'):  # fmt: skip
         assert text in page, text
     assert "<td>0.600</td>" in page  # P1's accuracy, from the fixture
-    assert '<th scope="row">inform</th><td>1</td><td>1</td><td>0</td><td>0</td>' in page  # confusion row
+    assert (
+        '<th scope="row">inform</th><td>1</td><td>1</td><td>0</td><td>0</td>' in page
+    )  # confusion row
     status = client.get(f"/projects/support/tasks/act/dashboard/runs/{run.pk}/")
     assert status.status_code == 200 and "40 %" in status.content.decode()
     TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", progress=1.0)

@@ -30,9 +30,13 @@ WEB = [
         "/projects/support/tasks/act/review/999999/adjudicate",
         "lead",
     ),
+    ("dashboard", "get", "/projects/support/tasks/act/dashboard/", "lead"),
+    ("retrain", "post", "/projects/support/tasks/act/dashboard/retrain", "lead"),
+    ("student-export", "get", "/projects/support/tasks/act/student.zip", "lead"),
 ]
+# Success is not always 200: a POST redirects, a missing object answers 404 after the role check.
 SUCCESS = {"queue-renew": 204, "queue-release": 204, "queue-undo": 302, "queue-skip": 302,
-           "review-adjudicate": 404}  # no such utterance: the role check passed  # fmt: skip
+           "review-adjudicate": 404, "retrain": 302, "student-export": 404}  # fmt: skip
 API = [
     ("api-projects", "get", "/api/projects/", None),
     ("api-import", "post", "/api/projects/support/imports/", "admin"),

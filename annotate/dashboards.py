@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
     Avg,
     Case,
@@ -26,7 +28,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -36,6 +37,7 @@ from django.db.models.functions import Cast, Floor, RowNumber, TruncHour
 
 from .models import (
     HumanLabel,
+    LabelRetraction,
     LabelTask,
     LlmLabel,
     ModelVersion,
@@ -68,6 +70,25 @@ def reference_labels(task: LabelTask) -> QuerySet[HumanLabel]:
         ))
     )  # fmt: skip
     return ranked.filter(rank=1)
+
+
+def _reference_sql(task: LabelTask) -> tuple[str, tuple[Any, ...]]:
+    """SQL (and params) of `reference_labels` with columns utterance_id, label_id, created_at."""
+    query = (
+        reference_labels(task).values("utterance_id", "label_id", "created_at").query
+    )
+    sql, params = query.sql_with_params()
+    return sql, tuple(params)
+
+
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _table(model: type[Any]) -> str:
+    return str(connection.ops.quote_name(model._meta.db_table))
 
 
 def scores_from_pairs(
@@ -118,27 +139,21 @@ def _labels(task: LabelTask) -> tuple[list[int], list[str]]:
 def llm_accuracy(*, task: LabelTask) -> dict[str, Any]:
     """The LLM ensemble's label against the human reference, overall and per prompt."""
     label_ids, names = _labels(task)
-    reference = reference_labels(task)
-    human_of = Subquery(
-        reference.filter(utterance_id=OuterRef("utterance_id")).values("label_id")[:1]
-    )
+    ref, params = _reference_sql(task)
     pairs = {
-        (ref, pred): n
-        for ref, pred, n in SoftLabel.objects.filter(task=task)
-        .annotate(ref=human_of).exclude(ref=None)
-        .values_list("ref", "label_id").annotate(n=Count("pk")).values_list("ref", "label_id", "n")
+        (r, p): n for r, p, n in _rows(
+            f"SELECT r.label_id, s.label_id, COUNT(*) FROM ({ref}) r JOIN {_table(SoftLabel)} s "
+            "ON s.utterance_id = r.utterance_id AND s.task_id = %s GROUP BY r.label_id, s.label_id",
+            (*params, task.pk))
     }  # fmt: skip
-    per_prompt = []
-    rows = (
-        LlmLabel.objects.filter(task=task).annotate(ref=human_of).exclude(ref=None)
-        .values("prompt", "model")
-        .annotate(n=Count("pk"), right=Sum(Case(When(label_id=F("ref"), then=1), default=0,
-                                                output_field=IntegerField())))
-        .order_by("prompt", "model")
-    )  # fmt: skip
-    for row in rows:
-        per_prompt.append({"prompt": row["prompt"] or "(answer)", "model": row["model"], "n": row["n"],
-                           "accuracy": row["right"] / row["n"] if row["n"] else None})  # fmt: skip
+    per_prompt = [
+        {"prompt": prompt or "(answer)", "model": model, "n": n, "accuracy": right / n if n else None}
+        for prompt, model, n, right in _rows(
+            f"SELECT l.prompt, l.model, COUNT(*), SUM(CASE WHEN l.label_id = r.label_id THEN 1 ELSE 0 END) "
+            f"FROM ({ref}) r JOIN {_table(LlmLabel)} l ON l.utterance_id = r.utterance_id AND l.task_id = %s "
+            "GROUP BY l.prompt, l.model ORDER BY l.prompt, l.model",
+            (*params, task.pk))
+    ]  # fmt: skip
     ensemble = scores_from_pairs(pairs, label_ids, names)
     return {
         "ensemble": ensemble,
@@ -155,6 +170,7 @@ def student_accuracy(*, task: LabelTask) -> list[dict[str, Any]]:
     created after that count.
     """
     label_ids, names = _labels(task)
+    ref, params = _reference_sql(task)
     out = []
     for version in (
         ModelVersion.objects.filter(task=task).select_related("run").order_by("version")
@@ -164,13 +180,12 @@ def student_accuracy(*, task: LabelTask) -> list[dict[str, Any]]:
             if version.run and version.run.started_at
             else version.created_at
         )
-        predicted = Subquery(Prediction.objects.filter(model_version=version, utterance_id=OuterRef("utterance_id"))
-                             .values("label_id")[:1])  # fmt: skip
         pairs = {
-            (ref, pred): n
-            for ref, pred, n in reference_labels(task).filter(created_at__gt=since)
-            .annotate(pred=predicted).exclude(pred=None)
-            .values_list("label_id", "pred").annotate(n=Count("pk")).values_list("label_id", "pred", "n")
+            (r, p): n for r, p, n in _rows(
+                f"SELECT r.label_id, p.label_id, COUNT(*) FROM ({ref}) r JOIN {_table(Prediction)} p "
+                "ON p.utterance_id = r.utterance_id AND p.model_version_id = %s "
+                "WHERE r.created_at > %s GROUP BY r.label_id, p.label_id",
+                (*params, version.pk, since))
         }  # fmt: skip
         out.append(
             {"version": version, "scores": scores_from_pairs(pairs, label_ids, names)}
@@ -296,33 +311,30 @@ def cohen_kappa(matrix: dict[tuple[int, int], int]) -> float | None:
 
 def agreement(*, task: LabelTask) -> dict[str, Any]:
     """Cohen's κ for each pair of annotators over the items both labelled, and of each
-    annotator against the adjudicated labels."""
-    base = HumanLabel.objects.filter(
-        task=task, source="annotation", retraction__isnull=True
-    )
-    other = base.filter(
-        utterance_id=OuterRef("utterance_id"), annotator_id__gt=OuterRef("annotator_id")
-    )
+    annotator against the adjudicated labels (a self-join of the label table, grouped)."""
+    labels, retractions = _table(HumanLabel), _table(LabelRetraction)
+    live = f"NOT EXISTS (SELECT 1 FROM {retractions} x WHERE x.label_id = {{t}}.id)"
     pairs: dict[tuple[str, str], dict[tuple[int, int], int]] = defaultdict(
         lambda: defaultdict(int)
     )
-    joined = (
-        base.annotate(b_name=Subquery(other.values("annotator_name")[:1]),
-                      b_label=Subquery(other.values("label_id")[:1]))
-        .exclude(b_label=None)
-        .values_list("annotator_name", "b_name", "label_id", "b_label").annotate(n=Count("pk"))
-    )  # fmt: skip
-    for a, b, la, lb, n in joined:
+    for a, b, la, lb, n in _rows(
+        f"SELECT a.annotator_name, b.annotator_name, a.label_id, b.label_id, COUNT(*) FROM {labels} a "
+        f"JOIN {labels} b ON b.utterance_id = a.utterance_id AND b.task_id = a.task_id "
+        "AND b.annotator_id > a.annotator_id "
+        "WHERE a.task_id = %s AND a.source = 'annotation' AND b.source = 'annotation' "
+        f"AND {live.format(t='a')} AND {live.format(t='b')} "
+        "GROUP BY a.annotator_name, b.annotator_name, a.label_id, b.label_id", (task.pk,)
+    ):  # fmt: skip
         pairs[(a, b)][(la, lb)] += n
-    adjudicated = Subquery(HumanLabel.objects.filter(task=task, source="adjudication",
-                                                     utterance_id=OuterRef("utterance_id"))
-                           .order_by("-created_at").values("label_id")[:1])  # fmt: skip
     versus: dict[str, dict[tuple[int, int], int]] = defaultdict(
         lambda: defaultdict(int)
     )
-    for name, label, decided, n in (
-        base.annotate(decided=adjudicated).exclude(decided=None)
-        .values_list("annotator_name", "label_id", "decided").annotate(n=Count("pk"))
+    for name, label, decided, n in _rows(
+        f"SELECT a.annotator_name, a.label_id, d.label_id, COUNT(*) FROM {labels} a "
+        f"JOIN {labels} d ON d.utterance_id = a.utterance_id AND d.task_id = a.task_id "
+        "AND d.source = 'adjudication' "
+        f"WHERE a.task_id = %s AND a.source = 'annotation' AND {live.format(t='a')} "
+        "GROUP BY a.annotator_name, a.label_id, d.label_id", (task.pk,)
     ):  # fmt: skip
         versus[name][(label, decided)] += n
     return {

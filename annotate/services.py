@@ -951,20 +951,21 @@ def _queue_heuristic_trust(task: LabelTask) -> None:
                 task=task, utterance_id__in=[u for _, u in chunk]
             ).values_list("utterance_id", "distribution", "agreement")
         }
-        updates = []
-        for pk, utterance_id in chunk:
-            value = 0.0  # no LLM label: nothing to trust, so it comes first
-            if utterance_id in soft:
-                dist, agree = soft[utterance_id]
-                vector = np.array([[float(dist.get(v, 0.0)) for v in labels]])
-                value = float(
-                    trust.heuristic_trust(trust.signals(vector, np.array([agree])))[0]
-                )
-            updates.append(
-                QueueItem(
-                    pk=pk, trust=value, trust_source=QueueItem.TrustSource.HEURISTIC
-                )
+        known = [(pk, u) for pk, u in chunk if u in soft]
+        values = dict.fromkeys(
+            (pk for pk, _ in chunk), 0.0
+        )  # no LLM label: nothing to trust
+        if known:
+            vectors = np.array(
+                [[float(soft[u][0].get(v, 0.0)) for v in labels] for _, u in known]
             )
+            agree = np.array([soft[u][1] for _, u in known])
+            scores = trust.heuristic_trust(trust.signals(vectors, agree))
+            values.update(
+                (pk, float(t)) for (pk, _), t in zip(known, scores, strict=True)
+            )
+        updates = [QueueItem(pk=pk, trust=t, trust_source=QueueItem.TrustSource.HEURISTIC)
+                   for pk, t in values.items()]  # fmt: skip
         QueueItem.objects.bulk_update(
             updates, ["trust", "trust_source"], batch_size=2000
         )

@@ -28,10 +28,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from bench.scratch import ADMIN_URL, percentile, scratch_database
 
 
 def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
@@ -135,73 +132,65 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument(
         "--database-url",
-        default=os.environ.get(
-            "DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"
-        ),
+        default=ADMIN_URL,
+        help="a PostgreSQL server for the scratch database",
     )
     args = parser.parse_args()  # fmt: skip
 
-    import psycopg
-
-    scratch = f"parley_dbench_{os.getpid()}"
-    with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{scratch}"')
     data_dir = tempfile.mkdtemp(prefix="parley-dbench-")
-    os.environ.update({"DATABASE_URL": f"{args.database_url.rsplit('/', 1)[0]}/{scratch}",
-                       "DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "false",
-                       "DJANGO_SECRET_KEY": "bench-only-secret", "PARLEY_DATA_DIR": data_dir,
-                       "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
-                       "DJANGO_ALLOWED_HOSTS": "testserver", "DJANGO_LOG_LEVEL": "WARNING"})  # fmt: skip
-    try:
-        task, lead = build(args, data_dir)
-        from django.core.cache import cache
-        from django.db import connection
-        from django.test import Client
+    with scratch_database(args.database_url, "parley_dbench") as url:
+        os.environ.update({"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings",
+                           "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-only-secret",
+                           "PARLEY_DATA_DIR": data_dir, "DJANGO_ALLOWED_HOSTS": "testserver",
+                           "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+                           "DJANGO_LOG_LEVEL": "WARNING"})  # fmt: skip
+        measure(args, data_dir)
 
-        from annotate import dashboards
-        from annotate.models import TrainingRun
 
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-        client = Client()
-        client.force_login(lead)  # type: ignore[arg-type]
-        base = "/projects/dbench/tasks/act/"
-        running = TrainingRun.objects.filter(status="running").get()
-        timings: dict[str, list[float]] = {}
+def measure(args: argparse.Namespace, data_dir: str) -> None:
+    task, lead = build(args, data_dir)
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test import Client
 
-        def timed(name: str, call: object) -> None:
-            started = time.perf_counter()
-            result = call()  # type: ignore[operator]
-            timings.setdefault(name, []).append((time.perf_counter() - started) * 1000)
-            status = getattr(result, "status_code", 200)
-            if status != 200:
-                raise SystemExit(f"{name}: HTTP {status}")
+    from annotate import dashboards
+    from annotate.models import TrainingRun
 
-        for _ in range(args.repeats):
-            cache.clear()
-            timed("dashboard (cold)", lambda: client.get(f"{base}dashboard/"))
-            timed("dashboard (warm)", lambda: client.get(f"{base}dashboard/"))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    client = Client()
+    client.force_login(lead)  # type: ignore[arg-type]
+    base = "/projects/dbench/tasks/act/"
+    running = TrainingRun.objects.filter(status="running").get()
+    timings: dict[str, list[float]] = {}
+
+    def timed(name: str, call: object) -> None:
+        started = time.perf_counter()
+        result = call()  # type: ignore[operator]
+        timings.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+        status = getattr(result, "status_code", 200)
+        if status != 200:
+            raise SystemExit(f"{name}: HTTP {status}")
+
+    for _ in range(args.repeats):
+        cache.clear()
+        timed("dashboard (cold)", lambda: client.get(f"{base}dashboard/"))
+        timed("dashboard (warm)", lambda: client.get(f"{base}dashboard/"))
+        timed(
+            "run status (htmx poll)",
+            lambda: client.get(f"{base}dashboard/runs/{running.pk}/"),
+        )
+        for name in ("llm_accuracy", "student_accuracy", "trust_calibration", "remaining_errors",
+                     "burndown", "annotator_stats", "agreement"):  # fmt: skip
             timed(
-                "run status (htmx poll)",
-                lambda: client.get(f"{base}dashboard/runs/{running.pk}/"),
+                f"  selector {name}",
+                lambda name=name: getattr(dashboards, name)(task=task),
             )
-            for name in ("llm_accuracy", "student_accuracy", "trust_calibration", "remaining_errors",
-                         "burndown", "annotator_stats", "agreement"):  # fmt: skip
-                timed(
-                    f"  selector {name}",
-                    lambda name=name: getattr(dashboards, name)(task=task),
-                )
-        print(f"# {args.repeats} repeats, PostgreSQL, Django test client in process")
-        for name, values in timings.items():
-            print(
-                f"{name:32s} p50 {statistics.median(values):7.1f} ms   p95 {percentile(values, 0.95):7.1f} ms"
-            )
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(args.database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    print(f"# {args.repeats} repeats, PostgreSQL, Django test client in process")
+    for name, values in timings.items():
+        print(
+            f"{name:32s} p50 {statistics.median(values):7.1f} ms   p95 {percentile(values, 0.95):7.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.scratch import ADMIN_URL, scratch_database
+
 ACTS = ["inform", "question", "directive", "commissive"]
 SENTIMENTS = ["positive", "negative", "neutral"]
 WORDS = [
@@ -94,56 +96,47 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--utterances", type=int, default=200_000)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"),
+    parser.add_argument("--database-url", default=ADMIN_URL,
                         help="A PostgreSQL server; a scratch database is created on it and dropped after.")  # fmt: skip
     args = parser.parse_args()
 
-    import psycopg
-
-    scratch = f"parley_bench_{os.getpid()}"
-    admin_url = args.database_url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{scratch}"')
-    base = admin_url.rsplit("/", 1)[0]
-    os.environ |= {"DATABASE_URL": f"{base}/{scratch}", "DJANGO_SETTINGS_MODULE": "annotate.settings",
-                   "DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-")}  # fmt: skip
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        from annotate import services
-
-        call_command("migrate", verbosity=0)
-        project = services.project_create(
-            name="Bench", slug="bench", tasks={"act": ACTS, "sentiment": SENTIMENTS}
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "bench.jsonl"
-            dialogues = generate(path, args.utterances)
-            size_mb = path.stat().st_size / 2**20
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            start = time.perf_counter()
-            with path.open("rb") as stream:
-                result = services.transcripts_import(
-                    project=project, stream=stream, name=path.name
-                )
-            seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"file: {args.utterances:,} utterances in {dialogues:,} dialogues, {size_mb:.0f} MB JSONL"
-        )
-        print(f"imported: {result.utterances:,} utterances in {seconds:.1f} s "
-              f"= {result.utterances / seconds:,.0f} utterances/s")  # fmt: skip
-        print(f"peak RSS: {peak:.0f} MB (before the import: {rss_before:.0f} MB)")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+    with scratch_database(args.database_url, "parley_bench") as url:
+        os.environ |= {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings",
+                       "DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-")}  # fmt: skip
+        measure(args)
     sys.stdout.flush()
+
+
+def measure(args: argparse.Namespace) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from annotate import services
+
+    call_command("migrate", verbosity=0)
+    project = services.project_create(
+        name="Bench", slug="bench", tasks={"act": ACTS, "sentiment": SENTIMENTS}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.jsonl"
+        dialogues = generate(path, args.utterances)
+        size_mb = path.stat().st_size / 2**20
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        start = time.perf_counter()
+        with path.open("rb") as stream:
+            result = services.transcripts_import(
+                project=project, stream=stream, name=path.name
+            )
+        seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"file: {args.utterances:,} utterances in {dialogues:,} dialogues, {size_mb:.0f} MB JSONL"
+    )
+    print(f"imported: {result.utterances:,} utterances in {seconds:.1f} s "
+          f"= {result.utterances / seconds:,.0f} utterances/s")  # fmt: skip
+    print(f"peak RSS: {peak:.0f} MB (before the import: {rss_before:.0f} MB)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.scratch import ADMIN_URL, percentile, scratch_database
+
 ITEM = re.compile(r'data-item="(\d+)" data-key="([^"]+)"')
 TIMING = re.compile(r"app;dur=([\d.]+)")
 PASSWORD = "bench-password-1"
@@ -37,11 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def prepare(args: argparse.Namespace, data_dir: str) -> None:
@@ -133,22 +130,21 @@ def main() -> None:
     )
     parser.add_argument(
         "--database-url",
-        default=os.environ.get(
-            "DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"
-        ),
+        default=ADMIN_URL,
+        help="a PostgreSQL server for the scratch database",
     )
     args = parser.parse_args()  # fmt: skip
 
-    import psycopg
-
-    scratch = f"parley_qbench_{os.getpid()}"
-    with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{scratch}"')
     data_dir = tempfile.mkdtemp(prefix="parley-qbench-")
-    env = {"DATABASE_URL": f"{args.database_url.rsplit('/', 1)[0]}/{scratch}", "DJANGO_SETTINGS_MODULE": "annotate.settings",
-           "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-only-secret", "PARLEY_DATA_DIR": data_dir,
-           "REDIS_URL": "", "PARLEY_RETRAIN_EVERY": str(10**9), "DJANGO_LOG_LEVEL": "WARNING"}  # fmt: skip
-    os.environ.update(env)
+    with scratch_database(args.database_url, "parley_qbench") as url:
+        env = {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "false",
+               "DJANGO_SECRET_KEY": "bench-only-secret", "PARLEY_DATA_DIR": data_dir, "REDIS_URL": "",
+               "PARLEY_RETRAIN_EVERY": str(10**9), "DJANGO_LOG_LEVEL": "WARNING"}  # fmt: skip
+        os.environ.update(env)
+        run(args, env, data_dir)
+
+
+def run(args: argparse.Namespace, env: dict[str, str], data_dir: str) -> None:
     server_process = None
     try:
         prepare(args, data_dir)
@@ -191,11 +187,6 @@ def main() -> None:
         if server_process:
             server_process.terminate()
             server_process.wait(timeout=30)
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(args.database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -1218,6 +1218,7 @@ def _learner_config() -> dict[str, Any]:
         "epochs": settings.LEARNER_EPOCHS, "batch_size": settings.LEARNER_BATCH_SIZE,
         "max_length": settings.LEARNER_MAX_LENGTH, "context_turns": settings.LEARNER_CONTEXT_TURNS,
         "device": settings.LEARNER_DEVICE, "folds": settings.PARLEY_TRUST_FOLDS,
+        "precision": settings.LEARNER_PRECISION,
     }  # fmt: skip
 
 
@@ -1277,7 +1278,8 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
     student_config = StudentConfig(labels=labels, backbone=config["backbone"],
                                    context_turns=config["context_turns"], max_length=config["max_length"])  # fmt: skip
     training = TrainingConfig(objective=config["objective"], epochs=config["epochs"],
-                              batch_size=config["batch_size"], device=config["device"])  # fmt: skip
+                              batch_size=config["batch_size"], device=config["device"],
+                              precision=config.get("precision", "fp32"))  # fmt: skip
     folds = int(config["folds"])
     jobs = [("full", examples)] + [
         (f"fold-{k}", [ex for ex in examples if fold_of(ex.dialogue_id, folds) != k])

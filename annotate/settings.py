@@ -235,6 +235,9 @@ LEARNER_BATCH_SIZE = envint("LEARNER_BATCH_SIZE", 32, minimum=1)
 LEARNER_MAX_LENGTH = envint("LEARNER_MAX_LENGTH", 64, minimum=8)
 LEARNER_CONTEXT_TURNS = envint("LEARNER_CONTEXT_TURNS", 1)
 LEARNER_DEVICE = envstr("LEARNER_DEVICE", "auto")
+LEARNER_PRECISION = envstr("LEARNER_PRECISION", "fp32")
+if LEARNER_PRECISION not in ("fp32", "bf16"):
+    raise ImproperlyConfigured(f"LEARNER_PRECISION={LEARNER_PRECISION!r}: fp32 or bf16")
 if LEARNER_OBJECTIVE not in ("ce", "kd", "llmr", "pref"):
     raise ImproperlyConfigured(
         f"LEARNER_OBJECTIVE={LEARNER_OBJECTIVE!r}: one of ce, kd, llmr, pref"

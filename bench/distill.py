@@ -106,6 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--two-stage", action="store_true", default=d.two_stage)
     t.add_argument("--stage2-epochs", type=int, default=d.stage2_epochs)
     t.add_argument("--device", default=d.device)
+    t.add_argument("--precision", default=d.precision, choices=("fp32", "bf16"))
     return p.parse_args(argv)  # fmt: skip
 
 
@@ -119,7 +120,7 @@ def training_config(
         pref=loss.PrefOptions(gamma=args.gamma, tau=args.tau, window=args.window, hinge=args.hinge,
                               trim=args.trim, weighted=not args.unweighted,
                               cross_dialogue=args.cross_dialogue),
-        two_stage=args.two_stage, stage2_epochs=args.stage2_epochs,
+        two_stage=args.two_stage, stage2_epochs=args.stage2_epochs, precision=args.precision,
     )  # fmt: skip
 
 

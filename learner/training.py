@@ -59,8 +59,13 @@ class TrainingConfig:
     two_stage: bool = False
     """Stage 1 on LLM labels only, then `stage2_epochs` of cross-entropy on the human labels."""
     stage2_epochs: int = 2
+    precision: str = "fp32"
+    """"bf16": the forward pass under bfloat16 autocast (weights, losses and the optimizer stay
+    in float32); about twice as fast on CPUs with AVX-512 BF16 or AMX, and on recent GPUs."""
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(
                 f"objective must be one of {OBJECTIVES}, got {self.objective!r}"
@@ -187,7 +192,9 @@ def train(
             losses = []
             for batch in batcher(data, rng):
                 t = targets(batch, n_classes, use_human=use_human).to(device)
-                logits = student(**student.encode(batch))
+                with torch.autocast(device.type, dtype=torch.bfloat16,
+                                    enabled=config.precision == "bf16"):  # fmt: skip
+                    logits = student(**student.encode(batch)).float()
                 value = objective_loss(objective, logits, t, config, epoch=epoch,
                                        human_term=use_human)  # fmt: skip
                 optimizer.zero_grad(set_to_none=True)

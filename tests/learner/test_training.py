@@ -165,3 +165,11 @@ def test_the_learner_never_imports_django():
 
 def test_pref_options_default_to_intra_dialogue_pairs():
     assert loss.PrefOptions().cross_dialogue is False
+
+
+def test_bf16_autocast_trains_too(tiny_config, toy_dialogues):
+    result = train(toy_dialogues, tiny_config, quick(precision="bf16", val_fraction=0))
+    probabilities = predict_proba(result.student, toy_dialogues)
+    assert probabilities.dtype == torch.float32 and torch.isfinite(probabilities).all()
+    with pytest.raises(ValueError, match="precision"):
+        TrainingConfig(precision="fp8")

@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--objective", default="pref")
     p.add_argument("--backbone", default="minilm-l6")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--trust-min-human", type=int, default=50)
     p.add_argument(
         "--limit-dialogues",
@@ -101,7 +102,7 @@ def setup_django(args: argparse.Namespace, data_dir: str) -> None:
     os.environ |= {"DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "true",
                    "PARLEY_DATA_DIR": data_dir, "DATABASE_URL": args.database_url,
                    "LEARNER_BACKBONE": args.backbone, "LEARNER_EPOCHS": str(args.epochs),
-                   "LEARNER_OBJECTIVE": args.objective, "PARLEY_TRUST_FOLDS": str(args.folds),
+                   "LEARNER_OBJECTIVE": args.objective, "LEARNER_PRECISION": args.precision, "PARLEY_TRUST_FOLDS": str(args.folds),
                    "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human), "PARLEY_OVERLAP_FRACTION": "0",
                    "PARLEY_RETRAIN_EVERY": str(10**9), "REDIS_URL": "", "CELERY_BROKER_URL": "memory://"}  # fmt: skip
     import django

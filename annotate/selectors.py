@@ -63,8 +63,11 @@ def projects_for_user(*, user: User) -> QuerySet[Project]:
     ).order_by("name")
 
 
-def project_overview(*, project: Project) -> list[dict[str, Any]]:
-    """Per task: utterances with an LLM label, with a human label, and its labels."""
+def project_overview(
+    *, project: Project, user: User | None = None
+) -> list[dict[str, Any]]:
+    """Per task: utterances with an LLM label, with a human label, its labels, the queue's
+    size, and (given a user) that user's progress."""
     n_utterances = Utterance.objects.filter(dialogue__project=project).count()
     rows = []
     for task in LabelTask.objects.filter(project=project).prefetch_related("labels"):
@@ -78,6 +81,8 @@ def project_overview(*, project: Project) -> list[dict[str, Any]]:
             "utterances": n_utterances,
             "llm_labelled": task.soft_labels.count(),
             "human_labelled": human,
+            "queue_left": _open_items(task),
+            "progress": annotator_progress(task=task, user=user) if user else None,
         })  # fmt: skip
     return rows
 
@@ -301,13 +306,16 @@ def queue_item_context(*, item: QueueItem) -> dict[str, Any]:
 
 
 def annotator_progress(*, task: LabelTask, user: User) -> dict[str, int]:
-    """Done today (own labels since local midnight) and left in the queue (open items)."""
+    """Done today (own labels since local midnight), done in all, and left in the queue."""
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return {
         "done_today": HumanLabel.objects.filter(
             task=task, annotator=user, created_at__gte=midnight, retraction__isnull=True
         ).count(),  # fmt: skip
         "left": _open_items(task),
+        "done_total": HumanLabel.objects.filter(
+            task=task, annotator=user, retraction__isnull=True
+        ).count(),
     }
 
 

@@ -76,7 +76,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "project": project,
         "role": role,
         "can_export": role in LEADS,
-        "tasks": selectors.project_overview(project=project),
+        "tasks": selectors.project_overview(project=project, user=_user(request)),
     }
     return render(request, "annotate/project.html", context)
 

@@ -215,3 +215,21 @@ def test_renew_and_release_keep_or_free_the_claims(client, act, annotator_ann):
     assert item.lease_until < timezone.now() + timedelta(
         seconds=16
     )  # runs out soon unless the page returns
+
+
+def test_the_project_page_shows_each_tasks_queue_and_my_progress(
+    client, act, annotator_ann
+):
+    item = QueueItem.objects.get(utterance__text="turn 0")
+    services.label_submit(
+        item_id=item.pk, annotator=annotator_ann, label="inform", submission_key="p-1"
+    )
+    cache.delete(f"queue-open:{act.pk}")
+    client.force_login(annotator_ann)
+    row = (
+        client.get("/projects/support/")
+        .content.decode()
+        .split(f'id="task-{act.pk}"')[1]
+        .split("</tr>")[0]
+    )
+    assert "<td>5</td>" in row and "<td>1 / 1</td>" in row and f"{QUEUE}" in row

@@ -82,7 +82,7 @@ def project_overview(
             "llm_labelled": task.soft_labels.count(),
             "human_labelled": human,
             "queue_left": _open_items(task),
-            "progress": annotator_progress(task=task, user=user) if user else None,
+            "progress": annotator_progress(task=task, user=user, total=True) if user else None,
         })  # fmt: skip
     return rows
 
@@ -293,9 +293,8 @@ def queue_item_context(*, item: QueueItem) -> dict[str, Any]:
     )
     soft = (
         SoftLabel.objects.filter(utterance=utterance, task=task)
-        .select_related("label")
-        .first()
-    )
+        .select_related("label").defer("distribution").first()
+    )  # fmt: skip
     return {
         "item": item,
         "utterance": utterance,
@@ -305,18 +304,20 @@ def queue_item_context(*, item: QueueItem) -> dict[str, Any]:
     }
 
 
-def annotator_progress(*, task: LabelTask, user: User) -> dict[str, int]:
-    """Done today (own labels since local midnight), done in all, and left in the queue."""
+def annotator_progress(
+    *, task: LabelTask, user: User, total: bool = False
+) -> dict[str, int]:
+    """Done today (own labels since local midnight), left in the queue and, with `total`,
+    done in all (the project page shows it; the queue's every submit does not need it)."""
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return {
-        "done_today": HumanLabel.objects.filter(
-            task=task, annotator=user, created_at__gte=midnight, retraction__isnull=True
-        ).count(),  # fmt: skip
+    mine = HumanLabel.objects.filter(task=task, annotator=user, retraction__isnull=True)
+    progress = {
+        "done_today": mine.filter(created_at__gte=midnight).count(),
         "left": _open_items(task),
-        "done_total": HumanLabel.objects.filter(
-            task=task, annotator=user, retraction__isnull=True
-        ).count(),
     }
+    if total:
+        progress["done_total"] = mine.count()
+    return progress
 
 
 def _open_items(task: LabelTask) -> int:

@@ -1081,14 +1081,15 @@ def label_submit(
         if HumanLabel.objects.filter(utterance_id=item.utterance_id, task=item.task,
                                      annotator=annotator, retraction__isnull=True).exists():  # fmt: skip
             raise SubmitError("you have already answered this item")
-        soft = SoftLabel.objects.filter(
-            utterance_id=item.utterance_id, task=item.task
-        ).first()
+        llm_label_id = (
+            SoftLabel.objects.filter(utterance_id=item.utterance_id, task=item.task)
+            .values_list("label_id", flat=True).first()
+        )  # fmt: skip
         human = HumanLabel.objects.create(
             utterance_id=item.utterance_id, task=item.task, label=chosen, annotator=annotator,
             annotator_name=annotator.get_username(), source=HumanLabel.Source.ANNOTATION,
             created_at=timezone.now(), submission_key=submission_key,
-            llm_label_id=soft.label_id if soft else None, trust=item.trust,
+            llm_label_id=llm_label_id, trust=item.trust,
             trust_version_id=item.trust_version_id,
         )  # fmt: skip
         item.answers = min(item.answers + 1, item.required)

@@ -56,3 +56,14 @@ def train_student(run_id: int) -> None:
 )
 def score_pool(run_id: int) -> None:
     services.predictions_store(run_id=run_id)
+
+
+@shared_task(name="annotate.dashboard_refresh", soft_time_limit=240, time_limit=300)
+def dashboard_refresh(task_id: int) -> None:
+    """Recompute a task's dashboard snapshot (queued when a lead sees one older than a minute)."""
+    from . import dashboards
+    from .models import LabelTask
+
+    task = LabelTask.objects.filter(pk=task_id).first()
+    if task is not None:
+        dashboards.dashboard_compute(task=task)

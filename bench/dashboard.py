@@ -10,7 +10,7 @@ predictions are bulk-inserted: they are the data being read, not what is measure
 dashboard request is timed through Django's full request stack (test client, in process):
 
     dashboard (cold)   the page with its figures computed from the database
-    dashboard (warm)   the page with its figures cached (until a label or a version arrives)
+    dashboard (snapshot) the page served from the snapshot (refreshed by a worker once a minute old)
     run status         the htmx fragment a running training polls every 2 s
 
 and each selector alone. Prints p50 and p95 per request.
@@ -175,7 +175,7 @@ def measure(args: argparse.Namespace, data_dir: str) -> None:
     for _ in range(args.repeats):
         cache.clear()
         timed("dashboard (cold)", lambda: client.get(f"{base}dashboard/"))
-        timed("dashboard (warm)", lambda: client.get(f"{base}dashboard/"))
+        timed("dashboard (snapshot)", lambda: client.get(f"{base}dashboard/"))
         timed(
             "run status (htmx poll)",
             lambda: client.get(f"{base}dashboard/runs/{running.pk}/"),

@@ -314,3 +314,28 @@ def test_the_student_export_is_a_hugging_face_directory_in_a_zip(
         "support-act-student-v3/config.json",
         "support-act-student-v3/parley.json",
     ]
+
+
+def test_an_old_snapshot_is_shown_while_a_worker_refreshes_it(act, monkeypatch):
+    from django.core.cache import cache
+
+    sent = []
+    monkeypatch.setattr("annotate.tasks.dashboard_refresh.delay", sent.append)
+    first = dashboards.dashboard_data(task=act)
+    assert (
+        dashboards.dashboard_data(task=act)["computed_at"] == first["computed_at"]
+        and sent == []
+    )
+    key = dashboards._dashboard_key(act)
+    cache.set(
+        key, {**first, "computed_at": first["computed_at"] - timedelta(minutes=2)}
+    )
+    stale = dashboards.dashboard_data(task=act)
+    dashboards.dashboard_data(
+        task=act
+    )  # a second look while refreshing queues nothing more
+    assert stale["computed_at"] < first["computed_at"] and sent == [act.pk]
+    from annotate.tasks import dashboard_refresh
+
+    dashboard_refresh(act.pk)  # what the worker runs
+    assert dashboards.dashboard_data(task=act)["computed_at"] > stale["computed_at"]

@@ -7,4 +7,6 @@ RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/wh
 COPY . .
 RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "annotate.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# Workers default to one per core (WEB_CONCURRENCY overrides): requests are CPU-bound
+# (bench/queue_http.py: 2 workers on 2 cores had a lower p95 and more throughput than 4).
+CMD ["sh", "-c", "gunicorn annotate.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-$(nproc)}"]

@@ -1,6 +1,6 @@
 """The annotator queue over the real HTTP stack: "submit + next item" under 16 annotators.
 
-    python -m bench.queue_http [--utterances 100000] [--clients 16] [--submits 150] [--workers 4]
+    python -m bench.queue_http [--utterances 100000] [--clients 16] [--submits 150] [--workers 2]
 
 Builds a scratch PostgreSQL database (dropped afterwards) with a project of N utterances
 (imported with `transcripts_import`, queue filled with `queue_sync`), starts gunicorn on it, and
@@ -126,7 +126,10 @@ def main() -> None:
         help="first submits of each client not counted",
     )
     parser.add_argument(
-        "--workers", type=int, default=4, help="gunicorn worker processes"
+        "--workers",
+        type=int,
+        default=2,
+        help="gunicorn worker processes (the requests are CPU-bound: one per core)",
     )
     parser.add_argument(
         "--database-url",

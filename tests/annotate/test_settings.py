@@ -65,6 +65,12 @@ def test_urls_move_it_onto_postgres_and_redis(tmp_path):
     ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_FILE_MB": "big"}, "expected an integer"),
     ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_LINE_KB": "0"}, "must be at least 1"),
     ({"DJANGO_DEBUG": "true", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+    ({"DJANGO_DEBUG": "true", "LLM_BASE_URL": "http://llm:8000/v1"}, "LLM_MODEL must be set"),
+    ({"DJANGO_DEBUG": "true", "LLM_REQUESTS_PER_SECOND": "fast"}, "expected a number"),
+    ({"DJANGO_DEBUG": "true", "LLM_TIMEOUT_S": "nan"}, "must be at least"),
+    ({"DJANGO_DEBUG": "true", "PARLEY_OVERLAP_FRACTION": "1.5"}, "PARLEY_OVERLAP_FRACTION must be between"),
+    ({"DJANGO_DEBUG": "true", "LEARNER_OBJECTIVE": "mse"}, "LEARNER_OBJECTIVE='mse'"),
+    ({"DJANGO_DEBUG": "true", "LEARNER_PRECISION": "fp8"}, "LEARNER_PRECISION='fp8'"),
 ])  # fmt: skip
 def test_bad_values_fail_loudly(tmp_path, env, message):
     out = _settings({**env, "PARLEY_DATA_DIR": str(tmp_path)}, "1")

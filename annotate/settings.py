@@ -17,7 +17,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def envstr(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    """The variable, or `default` when it is unset or empty (as `NAME=` in a .env file)."""
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
 
 
 def envbool(name: str, default: bool) -> bool:

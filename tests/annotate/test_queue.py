@@ -25,8 +25,11 @@ def answers(*labels_confidences):
 
 
 @pytest.fixture
-def act(project):
+def act(project, settings):
     """Four utterances with more or less trustworthy LLM labels, and one with none."""
+    settings.PARLEY_OVERLAP_FRACTION = (
+        0.0  # one answer per item unless a test asks for two
+    )
     turns = [
         {"speaker": "A", "text": "sure", "llm": {"act": answers(("inform", 0.9), ("inform", 0.9), ("inform", 0.9))}},
         {"speaker": "B", "text": "maybe", "llm": {"act": answers(("inform", 0.5), ("question", 0.6), ("directive", 0.5))}},

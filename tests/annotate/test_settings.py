@@ -50,6 +50,21 @@ def test_embedded_broker_keeps_all_its_files_in_the_data_dir(tmp_path):
     assert folders == {str(tmp_path / "broker"), str(tmp_path / "broker" / "control")}
 
 
+def test_empty_variables_mean_the_default(tmp_path):
+    # as `DATABASE_URL=` in a .env copied from .env.example, which honcho loads
+    out = _settings(
+        {"DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": "",
+         "CELERY_BROKER_URL": "", "LEARNER_BACKBONE": ""},
+        "s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.LEARNER_BACKBONE",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "filesystem://",
+        "minilm-l6",
+    ]
+
+
 def test_urls_move_it_onto_postgres_and_redis(tmp_path):
     out = _settings(
         {"DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": str(tmp_path),

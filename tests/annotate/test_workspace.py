@@ -18,7 +18,8 @@ QUEUE = "/projects/support/tasks/act/queue/"
 
 
 @pytest.fixture
-def act(project):
+def act(project, settings):
+    settings.PARLEY_OVERLAP_FRACTION = 0.0  # one answer per item
     turns = [{"speaker": "AB"[i % 2], "text": f"turn {i}",
               "llm": {"act": {"label": "inform", "confidence": 0.5 + i / 20}}} for i in range(6)]  # fmt: skip
     services.transcripts_import(

@@ -28,3 +28,24 @@ def test_every_strategy_runs_rounds_and_reports_them(
     assert report["llm_error_rate"] == 0.0
     assert report["rounds"][-1]["pool_accuracy"] == 1.0
     assert "round 2: answered 8" in capsys.readouterr().out
+
+
+def test_the_command_runs_on_its_own_embedded_database(files, tiny_backbone, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pool, labels = files
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PARLEY_"))
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.active_loop", "--pool", str(pool), "--llm-labels", str(labels),
+         "--eval", str(pool), "--budget", "0.25", "--rounds", "1", "--epochs", "1", "--backbone", tiny_backbone,
+         "--out", str(tmp_path / "loop.json")],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "round 1: answered 8" in out.stdout

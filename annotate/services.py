@@ -1182,6 +1182,7 @@ def training_run_request(
     """
     from .tasks import train_student
 
+    _training_runs_fail_stale(task)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -1195,8 +1196,22 @@ def training_run_request(
     return run
 
 
+TRAINING_STALE_AFTER = timedelta(minutes=10)
+
+
+def _training_runs_fail_stale(task: LabelTask) -> None:
+    """A run whose worker died (no progress for TRAINING_STALE_AFTER) would block every later
+    run of the task (one active run per task): mark it failed so that a new one can start."""
+    TrainingRun.objects.filter(
+        task=task, status=TrainingRun.Status.RUNNING,
+        heartbeat_at__lt=timezone.now() - TRAINING_STALE_AFTER,
+    ).update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+             error="the worker stopped reporting progress (crashed or killed); nothing was changed")  # fmt: skip
+
+
 def training_run_maybe_request(*, task: LabelTask) -> TrainingRun | None:
     """Start a retrain once PARLEY_RETRAIN_EVERY human labels arrived since the last run."""
+    _training_runs_fail_stale(task)
     last = TrainingRun.objects.filter(task=task).order_by("-created_at").first()
     if last is not None and last.status in TrainingRun.ACTIVE_STATUSES:
         return None
@@ -1239,7 +1254,8 @@ def training_run_execute(*, run_id: int) -> None:
     """
     claimed = TrainingRun.objects.filter(
         pk=run_id, status=TrainingRun.Status.QUEUED
-    ).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now(), progress=0.0)
+    ).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now(),
+             heartbeat_at=timezone.now(), progress=0.0)  # fmt: skip
     if not claimed:
         return
     run = TrainingRun.objects.select_related("task").get(pk=run_id)
@@ -1299,7 +1315,8 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
             if time.monotonic() - last_write > 1.0 or p.fraction >= 1.0:
                 last_write = time.monotonic()
                 TrainingRun.objects.filter(pk=run.pk).update(
-                    progress=min((j + p.fraction) / len(jobs), 0.99)
+                    progress=min((j + p.fraction) / len(jobs), 0.99),
+                    heartbeat_at=timezone.now(),
                 )
 
         result = train(data, student_config, training, on_progress=progress)

@@ -142,3 +142,22 @@ def test_trust_is_calibrated_once_enough_human_labels_exist(act, django_user_mod
         QueueItem.objects.filter(task=act).values_list("trust_source", flat=True)
     ) == {"calibrated"}
     assert all(0 <= t <= 1 for t in QueueItem.objects.values_list("trust", flat=True))
+
+
+def test_a_run_whose_worker_died_does_not_block_the_next_one(act):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    dead = TrainingRun.objects.create(task=act, status="running", started_at=timezone.now() - timedelta(hours=1),
+                                      heartbeat_at=timezone.now() - timedelta(minutes=11))  # fmt: skip
+    alive = services.training_run_request(task=act)
+    dead.refresh_from_db()
+    assert dead.status == "failed" and "stopped reporting progress" in dead.error
+    assert alive.pk != dead.pk and alive.status == "queued"
+    TrainingRun.objects.filter(pk=alive.pk).update(
+        status="running", heartbeat_at=timezone.now()
+    )
+    assert (
+        services.training_run_request(task=act).pk == alive.pk
+    )  # a live one is left alone

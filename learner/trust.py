@@ -10,8 +10,8 @@ Signals per utterance (all in [0, 1]):
     q agrees  1 when the student's own label is l
 
 Before enough human labels exist, `heuristic_trust` combines them with fixed weights; after,
-`TrustModel` (an L2-regularised logistic regression fitted by Newton's method) learns the
-mapping from the human labels that arrived: target = 1 where the human agreed with the LLM.
+`TrustModel` corrects the heuristic with a logistic regression learnt from the human labels
+that arrived (target = 1 where the human agreed with the LLM).
 """
 
 from __future__ import annotations
@@ -72,32 +72,34 @@ def heuristic_trust(features: Array) -> Array:
 
 @dataclass
 class TrustModel:
-    """Logistic regression P(LLM label right | signals), standardised features, L2 penalty."""
+    """P(LLM label right | signals): the heuristic, corrected by a logistic regression.
 
-    l2: float = 1.0
+    logit P = logit(heuristic_trust) + b + w·signals, fitted by Newton's method with an L2
+    penalty on w. The human labels it learns from are not a random sample: the queue sends the
+    least trusted items first, so they cover a narrow range of the signals. Fitting only a
+    correction to the heuristic on the raw signals (all in [0, 1]; no standardisation, which
+    would blow the narrow range up to many standard deviations on the rest of the pool) keeps
+    the model near the heuristic where the labels say little.
+    """
+
+    l2: float = 5.0
     iterations: int = 50
-    mean: Array = field(default_factory=lambda: np.zeros(0))
-    scale: Array = field(default_factory=lambda: np.ones(0))
     weights: Array = field(default_factory=lambda: np.zeros(0))
 
     def fit(self, features: Array, correct: Array) -> TrustModel:
-        """Fit on (N, F) signals and (N,) 0/1 outcomes (both classes must occur)."""
+        """Fit on (N, F) signals and (N,) 0/1 outcomes (both must occur)."""
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(correct, dtype=np.float64)
         if len(set(y.tolist())) < 2:
             raise ValueError("TrustModel needs both right and wrong LLM labels to fit")
-        self.mean = x.mean(axis=0)
-        self.scale = x.std(axis=0) + 1e-6
-        design = self._design(x)
+        design, offset = self._design(x), _offset(x)
         w = np.zeros(design.shape[1])
         penalty = np.full(design.shape[1], self.l2)
-        penalty[0] = 0.0  # the intercept is not shrunk
+        penalty[0] = 1e-3  # the intercept is barely shrunk
         for _ in range(self.iterations):
-            p = _sigmoid(design @ w)
+            p = _sigmoid(offset + design @ w)
             gradient = design.T @ (p - y) + penalty * w
-            hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(
-                penalty + 1e-9
-            )
+            hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty)
             step = np.linalg.solve(hessian, gradient)
             w -= step
             if np.abs(step).max() < 1e-8:
@@ -107,12 +109,17 @@ class TrustModel:
 
     def predict(self, features: Array) -> Array:
         """(N,) P(the LLM label is right)."""
-        return _sigmoid(
-            self._design(np.asarray(features, dtype=np.float64)) @ self.weights
-        )
+        x = np.asarray(features, dtype=np.float64)
+        return _sigmoid(_offset(x) + self._design(x) @ self.weights)
 
-    def _design(self, x: Array) -> Array:
-        return np.hstack([np.ones((x.shape[0], 1)), (x - self.mean) / self.scale])
+    @staticmethod
+    def _design(x: Array) -> Array:
+        return np.hstack([np.ones((x.shape[0], 1)), x])
+
+
+def _offset(x: Array) -> Array:
+    h = np.clip(heuristic_trust(x), 1e-4, 1 - 1e-4)
+    return np.asarray(np.log(h / (1 - h)))
 
 
 def _sigmoid(z: Array) -> Array:

@@ -365,8 +365,9 @@ def dashboard_data(*, task: LabelTask) -> dict[str, Any]:
 
     Computing them reads the whole task (about a second at 500,000 utterances). Requests are
     served from the task's snapshot; one older than a minute is recomputed by a worker
-    (`annotate.dashboard_refresh`) while the old one is still shown, so only the very first
-    request of a task, or of a new model version, computes while the lead waits.
+    (`annotate.dashboard_refresh`) while the old one is still shown, and scoring a new model
+    version computes that version's snapshot on the worker. Only the very first view of a
+    task that was never scored computes while the lead waits.
     """
     key = _dashboard_key(task)
     data: dict[str, Any] | None = cache.get(key)

@@ -1423,6 +1423,11 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
                  for pk, t in zip(chunk, values, strict=True) if pk in items],
                 ["trust", "trust_version", "trust_source"], batch_size=2000,
             )  # fmt: skip
+    # The new version starts a new dashboard snapshot: compute it here, on the worker, rather
+    # than on the first lead who looks.
+    from . import dashboards
+
+    dashboards.dashboard_compute(task=task)
 
 
 def _trust_features(

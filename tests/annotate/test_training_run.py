@@ -119,6 +119,13 @@ def test_scoring_stamps_predictions_and_trust_with_the_version_and_skips_what_is
         i.trust_version_id == version.pk and i.trust_source == "heuristic"
         for i in items
     )
+    from django.core.cache import cache
+
+    from annotate import dashboards
+
+    assert (
+        cache.get(dashboards._dashboard_key(act)) is not None
+    )  # the new version's dashboard is ready
     before = list(Prediction.objects.order_by("pk").values_list("pk", "trust"))
     services.predictions_store(run_id=run.pk)  # redelivered: nothing new
     assert list(Prediction.objects.order_by("pk").values_list("pk", "trust")) == before

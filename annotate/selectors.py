@@ -287,7 +287,7 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 def queue_item_context(*, item: QueueItem) -> dict[str, Any]:
     """What the workspace shows for an item: its dialogue, labels, the LLM suggestion."""
     task = item.task
-    utterance = item.utterance
+    utterance = Utterance.objects.select_related("dialogue").get(pk=item.utterance_id)
     turns = list(
         Utterance.objects.filter(dialogue_id=utterance.dialogue_id).order_by("position")
     )

@@ -1209,12 +1209,23 @@ def _training_runs_fail_stale(task: LabelTask) -> None:
              error="the worker stopped reporting progress (crashed or killed); nothing was changed")  # fmt: skip
 
 
+def _is_stale(run: TrainingRun) -> bool:
+    return (
+        run.status == TrainingRun.Status.RUNNING
+        and run.heartbeat_at is not None
+        and run.heartbeat_at < timezone.now() - TRAINING_STALE_AFTER
+    )
+
+
 def training_run_maybe_request(*, task: LabelTask) -> TrainingRun | None:
     """Start a retrain once PARLEY_RETRAIN_EVERY human labels arrived since the last run."""
-    _training_runs_fail_stale(task)
     last = TrainingRun.objects.filter(task=task).order_by("-created_at").first()
-    if last is not None and last.status in TrainingRun.ACTIVE_STATUSES:
-        return None
+    if (
+        last is not None
+        and last.status in TrainingRun.ACTIVE_STATUSES
+        and not _is_stale(last)
+    ):
+        return None  # (a stale one is failed by training_run_request, only when it matters)
     new = HumanLabel.objects.filter(task=task, retraction__isnull=True).exclude(
         source=HumanLabel.Source.IMPORT
     )

@@ -3,6 +3,7 @@
     python -m bench.distill --train POOL.jsonl --llm-labels LLM.jsonl --eval EVAL.jsonl \\
         --task act --objective ce kd llmr pref --human-fraction 0 0.05 0.2 --seeds 3 \\
         --out results.json
+    python -m bench.distill --merge a.json b.json ...   # one table from several --out files
 
 Reads the DailyDialog benchmark format (bench/dailydialog.py), trains with `learner.train` on
 the training file's utterances labelled by the LLM prompt bank, with a fraction F of its
@@ -56,7 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--objective", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES
     )
     p.add_argument("--human-fraction", nargs="+", type=float, default=[0.0])
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds K..K+N-1 (to split one table over several processes; see --merge)",
+    )
     p.add_argument("--out", type=Path, help="write every run and the summary as JSON")
     p.add_argument(
         "--limit-dialogues",
@@ -94,7 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument(
         "--trim", type=float, default=d.pref.trim, help="pref small-loss trimming ρ"
     )
-    t.add_argument("--hinge", action="store_true", default=d.pref.hinge)
+    t.add_argument(
+        "--hinge",
+        action=argparse.BooleanOptionalAction,
+        default=d.pref.hinge,
+        help="pref: hinge (default) or softplus (--no-hinge)",
+    )
     t.add_argument(
         "--unweighted", action="store_true", help="pref without the a_i·a_j weights"
     )
@@ -142,7 +154,72 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (human fraction, objective), in the order the runs came: mean and std over
+    the seeds of accuracy, macro-F1, ECE and training seconds; printed as a markdown table."""
+    print(
+        "\n| task | objective | human F | accuracy | macro-F1 | ECE | train s | seeds |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    keys = list(dict.fromkeys((r["human_fraction"], r["objective"]) for r in runs))
+    summary = []
+    for fraction, objective in keys:
+        rows = [
+            r
+            for r in runs
+            if (r["human_fraction"], r["objective"]) == (fraction, objective)
+        ]
+        row: dict[str, Any] = {
+            "objective": objective,
+            "human_fraction": fraction,
+            "seeds": sorted(r["seed"] for r in rows),
+        }
+        for key in ("accuracy", "macro_f1", "ece", "train_seconds"):
+            values = [r[key] for r in rows]
+            row[key] = statistics.mean(values)
+            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary.append(row)
+        print(
+            f"| {task} | {objective} | {fraction:g} | {mean_std([r['accuracy'] for r in rows])} | "
+            f"{mean_std([r['macro_f1'] for r in rows])} | {mean_std([r['ece'] for r in rows])} | "
+            f"{statistics.mean(r['train_seconds'] for r in rows):.0f} | {len(rows)} |"
+        )
+    return summary  # fmt: skip
+
+
+def merge(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """Summarise the runs of several `--out` files (one table per task), e.g. the seeds of one
+    table run as separate processes with `--first-seed`. Runs of one (task, objective, F, seed)
+    that appear twice are an error: they would count twice in the mean."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    seen: dict[tuple[Any, ...], Path] = {}
+    for path in paths:
+        report = json.loads(path.read_text())
+        for run in report["runs"]:
+            key = (report["task"], run["objective"], run["human_fraction"], run["seed"])
+            if key in seen:
+                raise SystemExit(f"{path}: run {key} is also in {seen[key]}")
+            seen[key] = path
+            by_task.setdefault(report["task"], []).append(run)
+    tables = {}
+    for task, runs in by_task.items():
+        runs.sort(
+            key=lambda r: (
+                r["human_fraction"],
+                OBJECTIVES.index(r["objective"]),
+                r["seed"],
+            )
+        )
+        tables[task] = summarise(task, runs)
+    return tables  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--merge"]:
+        if len(argv) < 2:
+            raise SystemExit("usage: python -m bench.distill --merge RESULTS.json...")
+        return {"tables": merge([Path(a) for a in argv[1:]])}
     args = parse_args(argv)
     pool = dd.read_dialogues(args.train)
     evaluation = dd.read_dialogues(args.eval)
@@ -165,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = []
     for fraction in args.human_fraction:
         for objective in args.objective:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 human = dd.reveal_human(pool, fraction, seed)
                 train_examples = dd.examples(
                     pool, args.task, llm=llm, human_dialogues=human
@@ -185,34 +262,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"F1 {metrics.macro_f1:.4f} ECE {metrics.ece:.4f} "
                       f"({result.seconds:.0f} s, {result.utterances_seen / result.seconds:.1f} utterances/s "
                       f"over {result.utterances_seen} seen, best epoch {result.best_epoch})", flush=True)  # fmt: skip
-    summary = []
-    print(
-        "\n| task | objective | human F | accuracy | macro-F1 | ECE | train s | seeds |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for fraction in args.human_fraction:
-        for objective in args.objective:
-            rows = [
-                r
-                for r in runs
-                if r["objective"] == objective and r["human_fraction"] == fraction
-            ]
-            row = {
-                "objective": objective,
-                "human_fraction": fraction,
-                "seeds": len(rows),
-            }
-            for key in ("accuracy", "macro_f1", "ece", "train_seconds"):
-                row[key] = statistics.mean(r[key] for r in rows)
-                row[f"{key}_std"] = (
-                    statistics.stdev(r[key] for r in rows) if len(rows) > 1 else 0.0
-                )
-            summary.append(row)
-            print(f"| {args.task} | {objective} | {fraction:g} | {mean_std([r['accuracy'] for r in rows])} | "
-                  f"{mean_std([r['macro_f1'] for r in rows])} | {mean_std([r['ece'] for r in rows])} | "
-                  f"{statistics.mean(r['train_seconds'] for r in rows):.0f} | {len(rows)} |")  # fmt: skip
+    summary = summarise(args.task, runs)
     report = {
-        "command": " ".join(["python -m bench.distill", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m bench.distill", *argv]),
         "task": args.task, "teacher": teacher, "student": asdict(student_config),
         "training": {k: str(v) for k, v in vars(args).items()}, "summary": summary, "runs": runs,
     }  # fmt: skip

@@ -68,3 +68,37 @@ def test_the_cli_prints_a_row_per_objective_and_writes_every_run(
     saved = json.loads(out.read_text())
     assert len(saved["runs"]) == 8 and saved["summary"] == report["summary"]
     assert {r["seed"] for r in saved["runs"]} == {0, 1}
+
+
+def test_seeds_split_over_processes_merge_into_the_same_table(
+    files, tiny_backbone, tmp_path, capsys
+):
+    pool, labels = files
+    common = [
+        "--train", str(pool), "--llm-labels", str(labels), "--eval", str(pool), "--task", "act",
+        "--objective", "ce", "--backbone", tiny_backbone, "--epochs", "1", "--device", "cpu",
+    ]  # fmt: skip
+    whole = distill.main(
+        [*common, "--seeds", "2", "--out", str(tmp_path / "whole.json")]
+    )
+    for seed in (0, 1):
+        distill.main([*common, "--seeds", "1", "--first-seed", str(seed),
+                      "--out", str(tmp_path / f"seed{seed}.json")])  # fmt: skip
+    capsys.readouterr()
+    merged = distill.main(
+        ["--merge", str(tmp_path / "seed1.json"), str(tmp_path / "seed0.json")]
+    )
+    printed = capsys.readouterr().out
+    (row,) = merged["tables"]["act"]
+    (expected,) = whole["summary"]
+    assert row["seeds"] == [0, 1]
+    for key in ("accuracy", "macro_f1", "ece"):
+        assert row[key] == pytest.approx(expected[key])
+        assert row[f"{key}_std"] == pytest.approx(expected[f"{key}_std"])
+    assert (
+        sum(line.startswith("| act | ce | 0 |") for line in printed.splitlines()) == 1
+    )
+    with pytest.raises(SystemExit, match="also in"):
+        distill.main(
+            ["--merge", str(tmp_path / "seed0.json"), str(tmp_path / "whole.json")]
+        )

@@ -115,9 +115,14 @@ def test_pref_matches_the_formula_on_one_pair():
     gap1 = math.log(0.5) - math.log(0.4)  # s_1(1) − s_0(1)
     softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
     expected = (softplus(gamma * 0.7 - gap0) + softplus(gamma * 0.7 - gap1)) / 2
-    assert _pref(z, soft, gamma=gamma, tau=0.1).item() == pytest.approx(
+    assert _pref(z, soft, gamma=gamma, tau=0.1, hinge=False).item() == pytest.approx(
         expected, rel=1e-5
     )
+    hinged = (max(0.0, gamma * 0.7 - gap0) + max(0.0, gamma * 0.7 - gap1)) / 2
+    assert _pref(z, soft, gamma=gamma, tau=0.1).item() == pytest.approx(
+        hinged, rel=1e-5
+    )
+    assert PrefOptions().hinge  # the default since it won on dev (docs/distillation.md)
 
 
 def test_pref_hinge_is_zero_when_every_gap_exceeds_its_margin():
@@ -154,7 +159,7 @@ def test_pairs_under_tau_contribute_nothing():
         torch.nn.functional.softplus((soft[i, c] - soft[j, c]) - (s[i, c] - s[j, c]))
         for i, j, c in kept
     ]
-    assert _pref(z, soft, tau=0.1).item() == pytest.approx(
+    assert _pref(z, soft, tau=0.1, hinge=False).item() == pytest.approx(
         sum(terms).item() / 4, rel=1e-6
     )
     assert _pref(z, soft, tau=0.95).item() == 0.0  # τ above every Δ: nothing is left

@@ -71,9 +71,11 @@ def test_a_run_trains_the_student_and_its_folds_then_activates_it(
         "fold-1",
         "full",
     ]
+    assert version.metrics["train_utterances"] == 48
+    # No early-stopping split by default (it tied on dev): the students are scored on the
+    # human labels that arrive after training (dashboards), and by the folds for trust.
     assert (
-        version.metrics["train_utterances"] == 48
-        and version.metrics["validation"]["n"] > 0
+        version.metrics["validation"] is None and len(version.metrics["history"]) == 1
     )
     assert scored == [run.pk]
 

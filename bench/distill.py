@@ -174,17 +174,20 @@ def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "human_fraction": fraction,
             "seeds": sorted(r["seed"] for r in rows),
         }
-        for key in ("accuracy", "macro_f1", "ece", "train_seconds"):
-            values = [r[key] for r in rows]
-            row[key] = statistics.mean(values)
-            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        values = {
+            key: [r[key] for r in rows]
+            for key in ("accuracy", "macro_f1", "ece", "train_seconds")
+        }
+        for key, column in values.items():
+            row[key] = statistics.mean(column)
+            row[f"{key}_std"] = statistics.stdev(column) if len(column) > 1 else 0.0
         summary.append(row)
         print(
-            f"| {task} | {objective} | {fraction:g} | {mean_std([r['accuracy'] for r in rows])} | "
-            f"{mean_std([r['macro_f1'] for r in rows])} | {mean_std([r['ece'] for r in rows])} | "
-            f"{statistics.mean(r['train_seconds'] for r in rows):.0f} | {len(rows)} |"
+            f"| {task} | {objective} | {fraction:g} | {mean_std(values['accuracy'])} | "
+            f"{mean_std(values['macro_f1'])} | {mean_std(values['ece'])} | "
+            f"{row['train_seconds']:.0f} | {len(rows)} |"
         )
-    return summary  # fmt: skip
+    return summary
 
 
 def merge(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
@@ -211,7 +214,7 @@ def merge(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
             )
         )
         tables[task] = summarise(task, runs)
-    return tables  # fmt: skip
+    return tables
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

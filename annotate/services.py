@@ -1309,10 +1309,13 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
                               batch_size=config["batch_size"], device=config["device"],
                               precision=config.get("precision", "fp32"))  # fmt: skip
     folds = int(config["folds"])
-    jobs = [("full", examples)] + [
-        (f"fold-{k}", [ex for ex in examples if fold_of(ex.dialogue_id, folds) != k])
-        for k in range(folds)
-    ]
+    jobs = [("full", examples)]
+    for k in range(folds):
+        # A fold whose dialogues are all the labelled ones (a project of one dialogue, or of
+        # a few that hash alike) has nothing to train on: no fold model; see predictions_store.
+        rest = [ex for ex in examples if fold_of(ex.dialogue_id, folds) != k]
+        if rest:
+            jobs.append((f"fold-{k}", rest))
     number = (
         ModelVersion.objects.filter(task=task).aggregate(n=Max("version"))["n"] or 0
     ) + 1
@@ -1376,8 +1379,10 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
         )
     )
     full, _ = checkpoint.load(directory / "full", device=settings.LEARNER_DEVICE)
+    # A fold trained on nothing has no model (see _train_and_save): its dialogues are scored
+    # by the full student, the only one there is, which has seen them.
     fold_models = [checkpoint.load(directory / f"fold-{k}", device=settings.LEARNER_DEVICE)[0]
-                   for k in range(folds)]  # fmt: skip
+                   if (directory / f"fold-{k}").exists() else full for k in range(folds)]  # fmt: skip
     label_ids = list(task.labels.order_by("order", "pk").values_list("pk", flat=True))
 
     def cross_fitted(examples: list[Example]) -> np.ndarray:

@@ -80,6 +80,30 @@ def test_a_run_trains_the_student_and_its_folds_then_activates_it(
     assert scored == [run.pk]
 
 
+def test_a_project_of_one_dialogue_trains_and_scores_without_the_empty_fold(
+    project, learner_settings
+):
+    # The one dialogue falls in one of the two folds; the model of that fold would train on
+    # the other fold's dialogues, of which there are none.
+    turns = [{"speaker": "AB"[t % 2], "text": (QUESTIONS if t % 2 == 0 else ANSWERS)[t],
+              "llm": {"act": [{"prompt": "P1", "label": "question" if t % 2 == 0 else "inform",
+                               "confidence": 0.9}]}} for t in range(4)]  # fmt: skip
+    services.transcripts_import(project=project, name="one.jsonl",
+                                stream=io.BytesIO(jsonl({"id": "only", "turns": turns})))  # fmt: skip
+    task = project.tasks.get(name="act")
+    services.queue_sync(task=task)
+    run = TrainingRun.objects.create(task=task)
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    version = ModelVersion.objects.get(task=task)
+    folds = sorted(p.name for p in Path(version.artifact_path).iterdir())
+    assert len(folds) == 2 and folds[-1] == "full"
+    services.predictions_store(run_id=run.pk)
+    assert Prediction.objects.filter(model_version=version).count() == 4
+    assert QueueItem.objects.filter(task=task, trust_version=version).count() == 4
+
+
 def test_a_redelivered_run_is_not_trained_twice(act):
     run = TrainingRun.objects.create(task=act, status="succeeded")
     services.training_run_execute(run_id=run.pk)

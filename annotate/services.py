@@ -1379,10 +1379,16 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
         )
     )
     full, _ = checkpoint.load(directory / "full", device=settings.LEARNER_DEVICE)
-    # A fold trained on nothing has no model (see _train_and_save): its dialogues are scored
-    # by the full student, the only one there is, which has seen them.
-    fold_models = [checkpoint.load(directory / f"fold-{k}", device=settings.LEARNER_DEVICE)[0]
-                   if (directory / f"fold-{k}").exists() else full for k in range(folds)]  # fmt: skip
+
+    def fold_model(k: int) -> Any:
+        # A fold trained on nothing has no model (see _train_and_save): its dialogues are
+        # scored by the full student, the only one there is, which has seen them.
+        path = directory / f"fold-{k}"
+        if not path.exists():
+            return full
+        return checkpoint.load(path, device=settings.LEARNER_DEVICE)[0]
+
+    fold_models = [fold_model(k) for k in range(folds)]
     label_ids = list(task.labels.order_by("order", "pk").values_list("pk", flat=True))
 
     def cross_fitted(examples: list[Example]) -> np.ndarray:

@@ -97,8 +97,8 @@ def test_a_project_of_one_dialogue_trains_and_scores_without_the_empty_fold(
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     version = ModelVersion.objects.get(task=task)
-    folds = sorted(p.name for p in Path(version.artifact_path).iterdir())
-    assert len(folds) == 2 and folds[-1] == "full"
+    saved = sorted(p.name for p in Path(version.artifact_path).iterdir())
+    assert len(saved) == 2 and saved[-1] == "full"
     services.predictions_store(run_id=run.pk)
     assert Prediction.objects.filter(model_version=version).count() == 4
     assert QueueItem.objects.filter(task=task, trust_version=version).count() == 4

@@ -104,6 +104,7 @@ def label_task_create(
         )
         for i, label in enumerate(labels)
     )
+    queue_sync(task=task)  # a task added to a project with dialogues gets their items
     return task
 
 
@@ -236,6 +237,10 @@ class _ImportWriter:
         self.label_ids: dict[tuple[str, str], int] = {}
         self.task_label_ids: dict[str, dict[str, int]] = {}
         self.labels: dict[str, list[str]] = {}
+        # What the new queue items need, per (utterance id, task id): the soft label and
+        # agreement (for the heuristic trust) and the annotators who answered (imported labels).
+        self.soft_of: dict[tuple[int, int], tuple[list[float], float]] = {}
+        self.answered_by: dict[tuple[int, int], set[str]] = {}
         for label in Label.objects.filter(task__project=project).select_related("task"):
             self.task_ids[label.task.name] = label.task_id
             self.label_ids[(label.task.name, label.value)] = label.pk
@@ -305,6 +310,7 @@ class _ImportWriter:
         )
         pairs = [(pk, t) for pk, (_, t) in zip(utterance_ids, turns, strict=True)]
         self._write_labels(pairs, users)
+        self._queue_items(utterance_ids)
         self.result.created += len(records)
         self.result.utterances += len(turns)
 
@@ -368,6 +374,9 @@ class _ImportWriter:
                 ).delete()
         pairs += [(u.pk, turn) for u, turn in to_create]
         self._write_labels(pairs, users, skip_known_human=True)
+        self._queue_items([u.pk for u, _ in to_create])
+        for task_id in self.task_ids.values():
+            _queue_heuristic_trust(task_id, utterance_ids=[u.pk for u in to_update])
         self.result.updated += len(records)
         self.result.utterances += len(pairs)
 
@@ -403,11 +412,16 @@ class _ImportWriter:
                         utterance_id, task_id, dist_json, label_ids[best], dist[best], 1.0, 1,
                         now,
                     ))  # fmt: skip
+                    vector = [dist[label] for label in self.labels[task_name]]
+                    self.soft_of[(utterance_id, task_id)] = (vector, 1.0)
                 else:
                     soft_rows.append(self._soft_row(utterance_id, task_name, answers))
             for task_name, humans in turn.human.items():
                 task_id = self.task_ids[task_name]
                 for h in humans:
+                    self.answered_by.setdefault((utterance_id, task_id), set()).add(
+                        h.annotator
+                    )
                     label_id = self.label_ids[(task_name, h.label)]
                     key = (utterance_id, task_id, label_id, h.annotator)
                     if key in known_human or (*key, h.created_at) in known_human:
@@ -442,10 +456,43 @@ class _ImportWriter:
         dists = [[a.distribution[label] for label in labels] for a in answers]
         mean = soft_label(dists)
         best = max(range(len(labels)), key=mean.__getitem__)
+        agree = agreement(dists, mean)
+        self.soft_of[(utterance_id, self.task_ids[task_name])] = (list(mean), agree)
         return (
             utterance_id, self.task_ids[task_name], _json(dict(zip(labels, mean, strict=True))),
-            self.task_label_ids[task_name][labels[best]], mean[best], agreement(dists, mean),
+            self.task_label_ids[task_name][labels[best]], mean[best], agree,
             len(answers), self.now,
+        )  # fmt: skip
+
+    def _queue_items(self, utterance_ids: list[int]) -> None:
+        """Queue items of new utterances, in the import's own transaction: an import that
+        commits has its items, and its cost grows with the file, not with the project.
+
+        Each item gets the heuristic trust of its soft label (0 without one: nothing to trust),
+        the overlap draw, and the answers of the human labels the file brought.
+        """
+        fraction = settings.PARLEY_OVERLAP_FRACTION
+        rows: list[tuple[Any, ...]] = []
+        for task_id in self.task_ids.values():
+            known = [pk for pk in utterance_ids if (pk, task_id) in self.soft_of]
+            trusts = dict.fromkeys(utterance_ids, 0.0)
+            if known:
+                vectors = np.array([self.soft_of[(pk, task_id)][0] for pk in known])
+                agree = np.array([self.soft_of[(pk, task_id)][1] for pk in known])
+                scores = trust.heuristic_trust(trust.signals(vectors, agree))
+                trusts.update(zip(known, (float(t) for t in scores), strict=True))
+            for pk in utterance_ids:
+                required = 2 if _needs_two(pk, fraction) else 1
+                answers = min(len(self.answered_by.get((pk, task_id), ())), required)
+                rows.append((
+                    pk, task_id, trusts[pk], QueueItem.TrustSource.HEURISTIC.value,
+                    required, answers, answers < required, self.now,
+                ))  # fmt: skip
+        _insert_rows(
+            QueueItem,
+            ["utterance_id", "task_id", "trust", "trust_source", "required", "answers",
+             "open", "updated_at"],
+            rows,
         )  # fmt: skip
 
     def _known_human(self, utterance_ids: list[int]) -> set[tuple[Any, ...]]:
@@ -584,7 +631,6 @@ def import_job_execute(*, job_id: int) -> None:
             job_id, status=ImportJob.Status.FAILED, error=f"internal error: {exc}"
         )
         raise
-    project_queue_sync(project=job.project)
     _import_job_finish(job_id, status=ImportJob.Status.SUCCEEDED, **result.as_dict())
 
 
@@ -933,28 +979,37 @@ def queue_sync(*, task: LabelTask) -> int:
         items.append(QueueItem(utterance_id=pk, task=task, required=required, answers=answers,
                                open=answers < required))  # fmt: skip
     QueueItem.objects.bulk_create(items, batch_size=2000, ignore_conflicts=True)
-    _queue_heuristic_trust(task)
+    _queue_heuristic_trust(task.pk)
     return len(items)
 
 
-def _queue_heuristic_trust(task: LabelTask) -> None:
-    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
-    rows = list(
-        QueueItem.objects.filter(task=task, trust_version__isnull=True)
-        .values_list("pk", "utterance_id")
-    )  # fmt: skip
+def _queue_heuristic_trust(
+    task_id: int, *, utterance_ids: Collection[int] | None = None
+) -> None:
+    """Refresh the LLM-only trust of the task's items no student has scored yet (all of
+    them, or those of `utterance_ids`), from their current soft labels."""
+    labels = list(
+        Label.objects.filter(task_id=task_id)
+        .order_by("order", "pk")
+        .values_list("value", flat=True)
+    )
+    items = QueueItem.objects.filter(task_id=task_id, trust_version__isnull=True)
+    if utterance_ids is not None:
+        if not utterance_ids:
+            return
+        items = items.filter(utterance_id__in=list(utterance_ids))
+    rows = list(items.values_list("pk", "utterance_id"))
     for start in range(0, len(rows), 5000):
         chunk = rows[start : start + 5000]
         soft = {
             utterance_id: (dist, agree)
             for utterance_id, dist, agree in SoftLabel.objects.filter(
-                task=task, utterance_id__in=[u for _, u in chunk]
+                task_id=task_id, utterance_id__in=[u for _, u in chunk]
             ).values_list("utterance_id", "distribution", "agreement")
         }
         known = [(pk, u) for pk, u in chunk if u in soft]
-        values = dict.fromkeys(
-            (pk for pk, _ in chunk), 0.0
-        )  # no LLM label: nothing to trust
+        # no LLM label: nothing to trust
+        values = dict.fromkeys((pk for pk, _ in chunk), 0.0)
         if known:
             vectors = np.array(
                 [[float(soft[u][0].get(v, 0.0)) for v in labels] for _, u in known]
@@ -964,8 +1019,10 @@ def _queue_heuristic_trust(task: LabelTask) -> None:
             values.update(
                 (pk, float(t)) for (pk, _), t in zip(known, scores, strict=True)
             )
-        updates = [QueueItem(pk=pk, trust=t, trust_source=QueueItem.TrustSource.HEURISTIC)
-                   for pk, t in values.items()]  # fmt: skip
+        updates = [
+            QueueItem(pk=pk, trust=t, trust_source=QueueItem.TrustSource.HEURISTIC)
+            for pk, t in values.items()
+        ]
         QueueItem.objects.bulk_update(
             updates, ["trust", "trust_source"], batch_size=2000
         )
@@ -1053,7 +1110,8 @@ def queue_skip(*, item_id: int, annotator: User) -> None:
 
 
 class SubmitError(Exception):
-    """The submit cannot be taken (unknown label, or an item this annotator already answered)."""
+    """The submit cannot be taken (unknown label, an item this annotator already answered, an
+    item another annotator holds, or an item already closed)."""
 
 
 def label_submit(
@@ -1061,37 +1119,57 @@ def label_submit(
 ) -> HumanLabel:
     """Store the annotator's answer to a queue item, once.
 
-    Idempotent: a submit resent with the same `submission_key` returns the stored label. A
-    submit is taken even if the claim expired meanwhile (work is never thrown away), but an
-    annotator answers an item once (a correction goes through undo). Counts towards the
-    automatic retrain.
+    Idempotent, under races too: a submit resent with the same `submission_key` returns the
+    stored label, even when the two copies arrive at once (the key is looked up again once
+    the item's row lock is held, so the second copy sees the first one's label). The rules:
+    an item another annotator holds under a live claim is refused; a closed item is refused
+    with its outcome (it never gets a label beyond those it required); the annotator's own
+    claim that expired meanwhile still submits (work is never thrown away); an annotator
+    answers an item once (a correction goes through undo). Counts towards the automatic
+    retrain.
     """
+    stored = _submitted(submission_key, annotator)
+    if stored is not None:
+        return stored
     with transaction.atomic():
-        stored = HumanLabel.objects.filter(submission_key=submission_key).first()
-        if stored is not None:
-            if stored.annotator_id != annotator.pk:
-                raise SubmitError("this submission key belongs to another annotator")
-            return stored
         item = (
             QueueItem.objects.select_for_update().select_related("task").get(pk=item_id)
         )
+        stored = _submitted(
+            submission_key, annotator
+        )  # a concurrent copy got here first
+        if stored is not None:
+            return stored
         chosen = Label.objects.filter(task=item.task, value=label).first()
         if chosen is None:
             raise SubmitError(f"unknown label {label!r}")
-        if HumanLabel.objects.filter(utterance_id=item.utterance_id, task=item.task,
-                                     annotator=annotator, retraction__isnull=True).exists():  # fmt: skip
+        answered = HumanLabel.objects.filter(
+            utterance_id=item.utterance_id,
+            task=item.task,
+            annotator=annotator,
+            retraction__isnull=True,
+        )
+        if answered.exists():
             raise SubmitError("you have already answered this item")
+        _check_submittable(item, annotator)
         llm_label_id = (
             SoftLabel.objects.filter(utterance_id=item.utterance_id, task=item.task)
-            .values_list("label_id", flat=True).first()
-        )  # fmt: skip
+            .values_list("label_id", flat=True)
+            .first()
+        )
         human = HumanLabel.objects.create(
-            utterance_id=item.utterance_id, task=item.task, label=chosen, annotator=annotator,
-            annotator_name=annotator.get_username(), source=HumanLabel.Source.ANNOTATION,
-            created_at=timezone.now(), submission_key=submission_key,
-            llm_label_id=llm_label_id, trust=item.trust,
+            utterance_id=item.utterance_id,
+            task=item.task,
+            label=chosen,
+            annotator=annotator,
+            annotator_name=annotator.get_username(),
+            source=HumanLabel.Source.ANNOTATION,
+            created_at=timezone.now(),
+            submission_key=submission_key,
+            llm_label_id=llm_label_id,
+            trust=item.trust,
             trust_version_id=item.trust_version_id,
-        )  # fmt: skip
+        )
         item.answers = min(item.answers + 1, item.required)
         item.open = item.answers < item.required
         if item.claimed_by_id == annotator.pk:
@@ -1101,6 +1179,39 @@ def label_submit(
         )
         training_run_maybe_request(task=item.task)
     return human
+
+
+def _submitted(submission_key: str, annotator: User) -> HumanLabel | None:
+    """The label already stored under this key, if any (a resent submit)."""
+    stored = HumanLabel.objects.filter(submission_key=submission_key).first()
+    if stored is not None and stored.annotator_id != annotator.pk:
+        raise SubmitError("this submission key belongs to another annotator")
+    return stored
+
+
+def _check_submittable(item: QueueItem, annotator: User) -> None:
+    """Refuse a submit on a closed item, or on an item someone else holds right now."""
+    if not item.open:
+        outcome = (
+            HumanLabel.objects.filter(
+                utterance_id=item.utterance_id, task=item.task, retraction__isnull=True
+            )
+            .order_by("-created_at", "-pk")
+            .values_list("label__value", flat=True)
+            .first()
+        )
+        done = f" as “{outcome}”" if outcome else ""
+        raise SubmitError(f"this item is already labelled{done}; nothing was added")
+    held_by_other = (
+        item.claimed_by_id is not None
+        and item.claimed_by_id != annotator.pk
+        and item.lease_until is not None
+        and item.lease_until > timezone.now()
+    )
+    if held_by_other:
+        raise SubmitError(
+            "another annotator is working on this item; nothing was added"
+        )
 
 
 def label_undo(*, task: LabelTask, annotator: User) -> QueueItem | None:

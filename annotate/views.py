@@ -129,6 +129,19 @@ def _get_task_for_user(
     return project, role, get_object_or_404(LabelTask, project=project, name=task_name)
 
 
+def _get_item_for_task(task: LabelTask, item_id: int) -> QueueItem:
+    """A queue item of this task: an id from another task or project is a 404, never a write."""
+    return get_object_or_404(QueueItem, pk=item_id, task=task)
+
+
+def _item_ids_of_task(request: HttpRequest, task: LabelTask) -> list[int]:
+    """The posted item ids that belong to this task (the rest are ignored)."""
+    wanted = [int(v) for v in request.POST.getlist("item") if v.isdigit()]
+    return list(
+        QueueItem.objects.filter(task=task, pk__in=wanted).values_list("pk", flat=True)
+    )
+
+
 def _item_context(item: QueueItem | None) -> dict[str, Any] | None:
     if item is None:
         return None
@@ -191,6 +204,7 @@ def queue_submit(request: HttpRequest, slug: str, task: str, item: int) -> HttpR
     """Store the answer (idempotent by its submission key). With JavaScript the response is
     the next item to fetch ahead; without, a redirect back to the queue."""
     project, _, label_task = _get_task_for_user(request, slug, task)
+    _get_item_for_task(label_task, item)
     key = request.POST.get("submission_key", "")
     label = request.POST.get("label", "")
     if not key or not label:
@@ -203,8 +217,6 @@ def queue_submit(request: HttpRequest, slug: str, task: str, item: int) -> HttpR
             return HttpResponse(str(exc), status=409)
         messages.error(request, str(exc))
         return redirect("annotate:queue", slug=slug, task=task)
-    except QueueItem.DoesNotExist:
-        raise Http404("No such item.") from None
     if _wants_fragment(request):
         response = _next_ahead(request, label_task, project)
         response["X-Parley-Saved"] = f"{saved.pk}"
@@ -217,6 +229,7 @@ def queue_submit(request: HttpRequest, slug: str, task: str, item: int) -> HttpR
 @require_POST
 def queue_skip(request: HttpRequest, slug: str, task: str, item: int) -> HttpResponse:
     project, _, label_task = _get_task_for_user(request, slug, task)
+    _get_item_for_task(label_task, item)
     services.queue_skip(item_id=item, annotator=_user(request))
     if _wants_fragment(request):
         return _next_ahead(request, label_task, project)
@@ -227,7 +240,7 @@ def queue_skip(request: HttpRequest, slug: str, task: str, item: int) -> HttpRes
 @require_POST
 def queue_flag(request: HttpRequest, slug: str, task: str, item: int) -> HttpResponse:
     project, _, label_task = _get_task_for_user(request, slug, task)
-    get_object_or_404(QueueItem, pk=item, task=label_task)
+    _get_item_for_task(label_task, item)
     services.flag_create(
         item_id=item, annotator=_user(request), comment=request.POST.get("comment", "")
     )
@@ -241,10 +254,11 @@ def queue_flag(request: HttpRequest, slug: str, task: str, item: int) -> HttpRes
 @require_POST
 def queue_renew(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     """Keep the items on the page claimed (called while the page is visible)."""
-    _get_task_for_user(request, slug, task)
-    held = [services.queue_renew(item_id=int(v), annotator=_user(request))
-            for v in request.POST.getlist("item") if v.isdigit()]  # fmt: skip
-    return HttpResponse(status=204 if all(held) else 409)
+    _, _, label_task = _get_task_for_user(request, slug, task)
+    wanted = [v for v in request.POST.getlist("item") if v.isdigit()]
+    ids = _item_ids_of_task(request, label_task)
+    held = [services.queue_renew(item_id=pk, annotator=_user(request)) for pk in ids]
+    return HttpResponse(status=204 if all(held) and len(ids) == len(wanted) else 409)
 
 
 @login_required
@@ -252,12 +266,9 @@ def queue_renew(request: HttpRequest, slug: str, task: str) -> HttpResponse:
 def queue_release(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     """The page was left (navigator.sendBeacon): its claims run out in 15 s unless it comes
     back (a reload), which keeps them."""
-    _get_task_for_user(request, slug, task)
-    for value in request.POST.getlist("item"):
-        if value.isdigit():
-            services.queue_release(
-                item_id=int(value), annotator=_user(request), after_s=15
-            )
+    _, _, label_task = _get_task_for_user(request, slug, task)
+    for pk in _item_ids_of_task(request, label_task):
+        services.queue_release(item_id=pk, annotator=_user(request), after_s=15)
     return HttpResponse(status=204)
 
 

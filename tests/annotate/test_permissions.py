@@ -35,7 +35,7 @@ WEB = [
     ("student-export", "get", "/projects/support/tasks/act/student.zip", "lead"),
 ]
 # Success is not always 200: a POST redirects, a missing object answers 404 after the role check.
-SUCCESS = {"queue-renew": 204, "queue-release": 204, "queue-undo": 302, "queue-skip": 302,
+SUCCESS = {"queue-renew": 204, "queue-release": 204, "queue-undo": 302, "queue-skip": 404,
            "review-adjudicate": 404, "retrain": 302, "student-export": 404}  # fmt: skip
 API = [
     ("api-projects", "get", "/api/projects/", None),

@@ -67,7 +67,7 @@ def test_a_reload_keeps_the_same_items(client, act, annotator_ann):
     client.force_login(annotator_ann)
     first = client.get(QUEUE).content.decode()
     again = client.get(QUEUE).content.decode()
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     assert f'id="item-{item.pk}"' in first and f'id="item-{item.pk}"' in again
     assert held(annotator_ann) == ["turn 0", "turn 1"]
 
@@ -82,7 +82,7 @@ def test_a_hidden_suggestion_is_not_shown(client, act, annotator_ann):
 def test_the_form_submit_works_without_javascript_and_once(client, act, annotator_ann):
     client.force_login(annotator_ann)
     client.get(QUEUE)
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     url = f"{QUEUE}{item.pk}/submit"
     for _ in range(2):  # a double submit
         response = client.post(url, {"label": "question", "submission_key": "k-1"})
@@ -99,20 +99,20 @@ def test_the_script_submit_answers_with_the_next_item_to_fetch_ahead(
     client.force_login(annotator_ann)
     client.get(QUEUE)
     first, second = (
-        QueueItem.objects.get(utterance__text=t) for t in ("turn 0", "turn 1")
+        QueueItem.objects.get(task=act, utterance__text=t) for t in ("turn 0", "turn 1")
     )
     cache.delete(f"queue-open:{act.pk}")  # "left" is cached for a few seconds
     response = client.post(f"{QUEUE}{first.pk}/submit", {"label": "inform", "submission_key": "k-2",
                                                          "showing": [second.pk]}, headers={"X-Parley-Fragment": "1"})  # fmt: skip
     assert response.status_code == 200
-    third = QueueItem.objects.get(utterance__text="turn 2")
+    third = QueueItem.objects.get(task=act, utterance__text="turn 2")
     assert f'id="item-{third.pk}"' in response.content.decode()
     assert response["X-Parley-Done-Today"] == "1" and response["X-Parley-Left"] == "5"
 
 
 def test_an_unknown_label_is_refused_and_nothing_is_stored(client, act, annotator_ann):
     client.force_login(annotator_ann)
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     response = client.post(f"{QUEUE}{item.pk}/submit", {"label": "nope", "submission_key": "k"},
                            headers={"X-Parley-Fragment": "1"})  # fmt: skip
     assert response.status_code == 409 and not HumanLabel.objects.exists()
@@ -122,7 +122,7 @@ def test_undo_within_the_grace_period_takes_the_label_back_and_reopens_the_item(
     client, act, annotator_ann
 ):
     client.force_login(annotator_ann)
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     client.post(
         f"{QUEUE}{item.pk}/submit", {"label": "question", "submission_key": "k-3"}
     )
@@ -149,7 +149,7 @@ def test_undo_within_the_grace_period_takes_the_label_back_and_reopens_the_item(
 
 def test_undo_after_the_grace_period_does_nothing(client, act, annotator_ann, settings):
     client.force_login(annotator_ann)
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     client.post(
         f"{QUEUE}{item.pk}/submit", {"label": "question", "submission_key": "k-5"}
     )
@@ -165,7 +165,7 @@ def test_flagging_moves_on_and_puts_the_item_on_the_review_page(
 ):
     client.force_login(annotator_ann)
     client.get(QUEUE)
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     client.post(f"{QUEUE}{item.pk}/flag", {"comment": "Two acts in one turn"})
     assert Flag.objects.get().comment == "Two acts in one turn"
     assert "turn 0" not in held(annotator_ann)
@@ -177,7 +177,7 @@ def test_flagging_moves_on_and_puts_the_item_on_the_review_page(
 def test_disagreements_are_reviewed_and_adjudication_keeps_the_originals(
     client, act, annotator_ann, annotator_bob, lead_lena
 ):
-    item = QueueItem.objects.get(utterance__text="turn 3")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 3")
     QueueItem.objects.filter(pk=item.pk).update(required=2)
     services.label_submit(
         item_id=item.pk, annotator=annotator_ann, label="inform", submission_key="a"
@@ -208,7 +208,7 @@ def test_disagreements_are_reviewed_and_adjudication_keeps_the_originals(
 def test_renew_and_release_keep_or_free_the_claims(client, act, annotator_ann):
     client.force_login(annotator_ann)
     client.get(QUEUE)
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     assert client.post(f"{QUEUE}renew", {"item": [item.pk]}).status_code == 204
     client.post(f"{QUEUE}release", {"item": [item.pk]})
     item.refresh_from_db()
@@ -221,7 +221,7 @@ def test_renew_and_release_keep_or_free_the_claims(client, act, annotator_ann):
 def test_the_project_page_shows_each_tasks_queue_and_my_progress(
     client, act, annotator_ann
 ):
-    item = QueueItem.objects.get(utterance__text="turn 0")
+    item = QueueItem.objects.get(task=act, utterance__text="turn 0")
     services.label_submit(
         item_id=item.pk, annotator=annotator_ann, label="inform", submission_key="p-1"
     )

@@ -46,7 +46,6 @@ class Command(BaseCommand):
                 )
         except TranscriptError as exc:
             raise CommandError(f"{exc}\nNothing was imported.") from None
-        services.project_queue_sync(project=project)
         seconds = time.perf_counter() - start
         self.stdout.write(
             f"Imported {path} into {project.slug} in {seconds:.1f}s: "

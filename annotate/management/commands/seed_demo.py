@@ -59,7 +59,6 @@ class Command(BaseCommand):
             result = services.transcripts_import(
                 project=project, stream=stream, name=str(options["file"])
             )
-        services.project_queue_sync(project=project)
         self.stdout.write(
             f"Demo project: {result.created} dialogues imported, {result.skipped} already there."
         )

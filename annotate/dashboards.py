@@ -378,9 +378,10 @@ def dashboard_data(*, task: LabelTask) -> dict[str, Any]:
     ).total_seconds() > DASHBOARD_FRESH_S and cache.add(
         f"{key}:refreshing", 1, timeout=300
     ):
+        from .jobs import send
         from .tasks import dashboard_refresh
 
-        dashboard_refresh.delay(task.pk)
+        send(dashboard_refresh, task.pk)
     return data
 
 

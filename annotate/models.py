@@ -382,6 +382,10 @@ class TrainingRun(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life of the worker training it."
     )
+    nudged_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When its Celery message was last sent (the sweeper sends a lost one again).",
+    )  # fmt: skip
 
     class Meta:
         constraints: ClassVar = [
@@ -417,6 +421,21 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    pinned = models.BooleanField(
+        default=False, help_text="Kept on disk whatever the retention policy says."
+    )
+    scored_at = models.DateTimeField(
+        null=True, blank=True, help_text="When scoring the pool with it finished."
+    )
+    scoring_heartbeat_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Last sign of life of the scoring (or when the sweeper last sent it again).",
+    )  # fmt: skip
+    files_deleted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the retention policy deleted its checkpoints.",
+    )
 
     class Meta:
         constraints: ClassVar = [
@@ -509,6 +528,13 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    nudged_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When its Celery message was last sent (the sweeper sends a lost one again).",
+    )  # fmt: skip
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a worker started it (a worker that died counts)."
+    )
 
     class Meta:
         ordering: ClassVar = ["-created_at"]
@@ -560,6 +586,10 @@ class LlmRun(models.Model):
     )
     error = models.TextField(blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    nudged_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When its Celery message was last sent (the sweeper sends a lost one again).",
+    )  # fmt: skip
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )

@@ -31,6 +31,7 @@ from learner.data import Example
 from learner.ensemble import agreement, soft_label
 
 from . import selectors
+from .jobs import enqueue_on_commit, hold_job_lock
 from .llm import Answer, ChatClient, LlmError, LlmSettings, MalformedAnswer
 from .models import (
     ApiToken,
@@ -577,7 +578,11 @@ def import_job_create(
     fmt: str | None = None,
     update: bool = False,
 ) -> ImportJob:
-    """Store an uploaded file and queue its import on a worker."""
+    """Store an uploaded file and queue its import on a worker.
+
+    The job exists once this returns, even if the broker is down: its message is then sent
+    by the sweeper (annotate/jobs.py).
+    """
     from .tasks import import_transcripts
 
     name = upload.name or "upload"
@@ -595,16 +600,29 @@ def import_job_create(
             format=fmt,
             update_existing=update,
             created_by=user,
+            nudged_at=timezone.now(),
         )
-        import_transcripts.delay_on_commit(job.pk)  # type: ignore[attr-defined]  # Celery >= 5.4; celery-types lags
+        enqueue_on_commit(import_transcripts, job.pk)
     return job
 
 
+IMPORT_LOCK = "import"
+
+
 def import_job_execute(*, job_id: int) -> None:
-    """Run a queued import job; a job already claimed (a redelivery) is left alone."""
+    """Run a queued import job; a job already claimed (a redelivery) is left alone.
+
+    The import, its queue items and the job's "succeeded" are one transaction, which holds
+    the job's lock while it runs: a worker killed anywhere in it leaves the database as it
+    was and the job "running" under a free lock, which the sweeper puts back in the queue.
+    """
     claimed = ImportJob.objects.filter(
         pk=job_id, status=ImportJob.Status.QUEUED
-    ).update(status=ImportJob.Status.RUNNING, started_at=timezone.now())
+    ).update(
+        status=ImportJob.Status.RUNNING,
+        started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
     if not claimed:
         return
     job = ImportJob.objects.select_related("project").get(pk=job_id)
@@ -613,25 +631,28 @@ def import_job_execute(*, job_id: int) -> None:
         cache.set(job.progress_cache_key, (done, total), timeout=24 * 3600)
 
     try:
-        with job.file.open("rb") as stream:
-            result = transcripts_import(
-                project=job.project,
-                stream=stream,
-                name=job.original_name,
-                fmt=job.format,
-                update=job.update_existing,
-                on_progress=progress,
+        with transaction.atomic():
+            hold_job_lock(IMPORT_LOCK, job_id)
+            with job.file.open("rb") as stream:
+                result = transcripts_import(
+                    project=job.project,
+                    stream=stream,
+                    name=job.original_name,
+                    fmt=job.format,
+                    update=job.update_existing,
+                    on_progress=progress,
+                )
+            _import_job_finish(
+                job_id, status=ImportJob.Status.SUCCEEDED, **result.as_dict()
             )
     except TranscriptError as exc:
         _import_job_finish(job_id, status=ImportJob.Status.FAILED, error=str(exc))
-        return
     except Exception as exc:
         logger.exception("import job %s failed", job_id)
         _import_job_finish(
             job_id, status=ImportJob.Status.FAILED, error=f"internal error: {exc}"
         )
         raise
-    _import_job_finish(job_id, status=ImportJob.Status.SUCCEEDED, **result.as_dict())
 
 
 def _import_job_finish(job_id: int, **fields: Any) -> None:
@@ -691,9 +712,10 @@ def llm_run_request(*, task: LabelTask, requested_by: User | None = None) -> Llm
         elif active.status == LlmRun.Status.QUEUED or (
             active.lease_until and active.lease_until > timezone.now()
         ):
-            return active  # already on its way, or being worked on
+            return active  # already on its way (or the sweeper's), or being worked on
         # new, or its worker died (lease expired): hand it to a worker
-        llm_label_run.delay_on_commit(active.pk)  # type: ignore[attr-defined]
+        LlmRun.objects.filter(pk=active.pk).update(nudged_at=timezone.now())
+        enqueue_on_commit(llm_label_run, active.pk)
     return active
 
 
@@ -736,7 +758,7 @@ def llm_run_execute(
     run_id: int,
     client: ChatClient | None = None,
     batch_size: int = 64,
-    lease_s: int = 300,
+    lease_s: int | None = None,
 ) -> None:
     """Ask the LLM for every (utterance, active prompt) pair of the run's task still missing.
 
@@ -745,8 +767,11 @@ def llm_run_execute(
     batch in its own transaction with the soft labels it changes, so a crash loses at most
     one batch of answers and never leaves a half-written one. A malformed answer is asked
     again once, then recorded as an LlmFailure. An endpoint that fails for good (after its
-    retries) fails the run; asking again later resumes where it stopped.
+    retries) fails the run; asking again later resumes where it stopped. The lease
+    (PARLEY_JOB_STALE_S by default) is renewed after every batch; once it runs out, the
+    sweeper sends the run to a worker again.
     """
+    lease_s = lease_s or settings.PARLEY_JOB_STALE_S
     now = timezone.now()
     claimed = (
         LlmRun.objects.filter(pk=run_id)
@@ -1293,13 +1318,16 @@ def training_run_request(
     """
     from .tasks import train_student
 
-    _training_runs_fail_stale(task)
+    training_runs_fail_stale(task=task)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                task=task, requested_by=requested_by, config=_learner_config()
+                task=task,
+                requested_by=requested_by,
+                config=_learner_config(),
+                nudged_at=timezone.now(),
             )
-            train_student.delay_on_commit(run.pk)  # type: ignore[attr-defined]
+            enqueue_on_commit(train_student, run.pk)
     except IntegrityError:
         return TrainingRun.objects.get(
             task=task, status__in=TrainingRun.ACTIVE_STATUSES
@@ -1307,16 +1335,22 @@ def training_run_request(
     return run
 
 
-TRAINING_STALE_AFTER = timedelta(minutes=10)
+def job_stale_before() -> Any:
+    """A running job whose last sign of life is older than this is taken for dead
+    (PARLEY_JOB_STALE_S)."""
+    return timezone.now() - timedelta(seconds=settings.PARLEY_JOB_STALE_S)
 
 
-def _training_runs_fail_stale(task: LabelTask) -> None:
-    """A run whose worker died (no progress for TRAINING_STALE_AFTER) would block every later
-    run of the task (one active run per task): mark it failed so that a new one can start."""
-    TrainingRun.objects.filter(
-        task=task, status=TrainingRun.Status.RUNNING,
-        heartbeat_at__lt=timezone.now() - TRAINING_STALE_AFTER,
-    ).update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+def training_runs_fail_stale(*, task: LabelTask | None = None) -> int:
+    """A run whose worker died (no progress for PARLEY_JOB_STALE_S) would block every later
+    run of the task (one active run per task): mark it failed so that a new one can start.
+    Every task's, or one task's."""
+    runs = TrainingRun.objects.filter(
+        status=TrainingRun.Status.RUNNING, heartbeat_at__lt=job_stale_before()
+    )
+    if task is not None:
+        runs = runs.filter(task=task)
+    return runs.update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
              error="the worker stopped reporting progress (crashed or killed); nothing was changed")  # fmt: skip
 
 
@@ -1324,7 +1358,7 @@ def _is_stale(run: TrainingRun) -> bool:
     return (
         run.status == TrainingRun.Status.RUNNING
         and run.heartbeat_at is not None
-        and run.heartbeat_at < timezone.now() - TRAINING_STALE_AFTER
+        and run.heartbeat_at < job_stale_before()
     )
 
 
@@ -1401,7 +1435,7 @@ def training_run_execute(*, run_id: int) -> None:
             status=TrainingRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
             metrics=version["metrics"],
         )  # fmt: skip
-        score_pool.delay_on_commit(run.pk)  # type: ignore[attr-defined]
+        enqueue_on_commit(score_pool, run.pk)
 
 
 def _train_and_save(run: TrainingRun) -> dict[str, Any]:
@@ -1522,6 +1556,9 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
     )
     ids = [pk for pk in selectors.training_example_ids(task=task) if pk not in done]
     for start in range(0, len(ids), chunk_size):
+        ModelVersion.objects.filter(pk=version.pk).update(
+            scoring_heartbeat_at=timezone.now()
+        )
         chunk = ids[start : start + chunk_size]
         examples = selectors.training_examples(task=task, utterance_ids=chunk)
         probabilities = predict_proba(full, examples).numpy()
@@ -1556,6 +1593,10 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
                  for pk, t in zip(chunk, values, strict=True) if pk in items],
                 ["trust", "trust_version", "trust_source"], batch_size=2000,
             )  # fmt: skip
+    ModelVersion.objects.filter(pk=version.pk).update(scored_at=timezone.now())
+    from . import retention
+
+    retention.model_files_prune(task=task)
     # The new version starts a new dashboard snapshot: compute it here, on the worker, rather
     # than on the first lead who looks.
     from . import dashboards

@@ -140,14 +140,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------
-# Import progress lives here, so it must be shared between the web server and workers.
+# Import progress lives here, so it must be shared between the web server and workers. Only
+# derived, short-lived values: while Redis is down every read misses and every write is
+# dropped (annotate/cache.py), and requests go on without it.
 REDIS_URL = envstr("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "annotate.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "parley",
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
         }
     }
 else:
@@ -190,6 +193,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that sends a job while the broker is down fails fast; the job's row stays queued
+# and the sweeper sends it again (annotate/jobs.py).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Celery beat runs the sweeper (annotate/sweeper.py); `make run`, the Procfile and
+# docker-compose start beat beside the workers.
+PARLEY_SWEEP_EVERY_S = envint("PARLEY_SWEEP_EVERY_S", 60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "parley-sweep": {"task": "annotate.sweep", "schedule": float(PARLEY_SWEEP_EVERY_S)}
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Auth -----------------------------------------------------------------------------
@@ -225,6 +243,15 @@ PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
 PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
 PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)
 PARLEY_TRUST_FOLDS = envint("PARLEY_TRUST_FOLDS", 2, minimum=2)
+# Jobs (annotate/sweeper.py): a queued job is sent again after this long without a worker
+# taking it; a running one without a sign of life for PARLEY_JOB_STALE_S is taken for dead.
+PARLEY_JOB_QUEUED_GRACE_S = envint("PARLEY_JOB_QUEUED_GRACE_S", 120, minimum=1)
+PARLEY_JOB_STALE_S = envint("PARLEY_JOB_STALE_S", 600, minimum=1)
+# Disk (annotate/retention.py): model versions whose checkpoints stay (the active one and
+# pinned ones always do), fold models after scoring, and days an import's file is kept.
+PARLEY_KEEP_MODEL_VERSIONS = envint("PARLEY_KEEP_MODEL_VERSIONS", 2, minimum=1)
+PARLEY_KEEP_FOLD_MODELS = envbool("PARLEY_KEEP_FOLD_MODELS", False)
+PARLEY_KEEP_UPLOADS_DAYS = envint("PARLEY_KEEP_UPLOADS_DAYS", 7)
 if PARLEY_OVERLAP_FRACTION > 1:
     raise ImproperlyConfigured("PARLEY_OVERLAP_FRACTION must be between 0 and 1")
 

@@ -36,8 +36,8 @@ def llm_label_run(run_id: int) -> None:
 
 @shared_task(
     name="annotate.train_student",
-    # Not acks_late: a training interrupted by a crash is not restarted on its own (the run
-    # stays "running" until someone retries it); never two trainings from one message.
+    # Not acks_late: a training interrupted by a crash is not restarted on its own (the
+    # sweeper fails the run once its heartbeat stops); never two trainings from one message.
     soft_time_limit=6 * 3600,
     time_limit=6 * 3600 + 300,
 )
@@ -67,3 +67,12 @@ def dashboard_refresh(task_id: int) -> None:
     task = LabelTask.objects.filter(pk=task_id).first()
     if task is not None:
         dashboards.dashboard_compute(task=task)
+
+
+@shared_task(name="annotate.sweep", soft_time_limit=240, time_limit=300)
+def sweep() -> None:
+    """Send again the jobs whose message was lost; recover or fail those whose worker died;
+    apply the retention policy (annotate/sweeper.py). Run by Celery beat."""
+    from . import sweeper
+
+    sweeper.jobs_sweep()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -21,26 +20,9 @@ from django.db import connection
 from annotate import services
 from annotate.models import Dialogue, ImportJob
 from tests.conftest import dialogue, jsonl
+from tests.processes import ROOT, start_worker, stop, worker_env
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.worker
-
-
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "annotate", "worker", "--pool", "solo",
-         "--queues", "default,training", "--loglevel", "INFO", "--without-heartbeat",
-         "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
 
 
 @pytest.fixture
@@ -49,15 +31,9 @@ def redis_worker(transactional_db, tmp_path) -> Iterator[None]:
     import redis
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "annotate.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-    }
-    worker = _start_worker(env, tmp_path / "worker.log")
+    worker = start_worker(worker_env(), tmp_path / "worker.log")
     yield
-    _stop(worker)
+    stop(worker)
 
 
 def _wait_finished(job: ImportJob, timeout: float = 90) -> ImportJob:
@@ -142,7 +118,7 @@ def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
     )
     job_id = subprocess.run([*manage, "shell", "--no-imports", "-c", script], cwd=ROOT, env=env, check=True,
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
-    worker = _start_worker(env, tmp_path / "worker.log")
+    worker = start_worker(env, tmp_path / "worker.log")
     try:
         check = (
             "import time; from annotate.models import ImportJob\n"
@@ -155,5 +131,5 @@ def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
         out = subprocess.run([*manage, "shell", "--no-imports", "-c", check], cwd=ROOT, env=env, check=True,
                              capture_output=True, text=True).stdout.strip()  # fmt: skip
     finally:
-        _stop(worker)
+        stop(worker)
     assert out == "succeeded 5 10", (tmp_path / "worker.log").read_text()[-3000:]

@@ -219,8 +219,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("task", "version", "is_active", "created_at")
-    list_filter = ("task", "is_active")
+    list_display = ("task", "version", "is_active", "pinned", "scored_at", "files_deleted_at",
+                    "created_at")  # fmt: skip
+    list_filter = ("task", "is_active", "pinned")
+    list_editable = ("pinned",)  # a pinned version keeps its checkpoints (annotate/retention.py)
 
 
 @admin.register(Prediction)

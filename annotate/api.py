@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
@@ -18,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services
+from . import ratelimit, selectors, services
 from .forms import ApiImportForm
 from .models import ImportJob
 from .transcripts import TranscriptError
@@ -27,22 +28,42 @@ from .views import ADMINS, LEADS, export_response, get_project_for_user
 View = Callable[..., HttpResponseBase]
 
 
+def _too_many(retry_after: int, what: str) -> JsonResponse:
+    response = JsonResponse(
+        {"error": f"too many {what}; try again in {retry_after} s"}, status=429
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def token_required(view: View) -> View:
-    """Authenticate by bearer token; map 404/403 to JSON errors."""
+    """Authenticate by bearer token, within the request budgets (annotate/ratelimit.py);
+    map 404/403 to JSON errors."""
 
     @csrf_exempt
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        failures = f"api-auth-failures:{ratelimit.client_ip(request)}"
+        limit = settings.PARLEY_API_AUTH_FAILURES_PER_MIN
+        wait = ratelimit.over_limit(failures, limit)
+        if (
+            wait is not None
+        ):  # guessing tokens: not even looked at until the window ends
+            return _too_many(wait, "failed authentications")
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         user = None
         if scheme.lower() in ("bearer", "token") and key:
             user = services.api_token_authenticate(key=key.strip())
         if user is None:
+            ratelimit.spend(failures, limit)
             response = JsonResponse(
                 {"error": "a valid API token is required"}, status=401
             )
             response["WWW-Authenticate"] = 'Bearer realm="parley"'
             return response
+        wait = ratelimit.spend(f"api:{user.pk}", settings.PARLEY_API_REQUESTS_PER_MIN)
+        if wait is not None:
+            return _too_many(wait, "requests")
         request.user = user
         try:
             return view(request, *args, **kwargs)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.db.models import Case, Count, Exists, OuterRef, QuerySet, When
@@ -284,21 +285,35 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 # --- The annotator workspace ----------------------------------------------------------------
 
 
-def queue_item_context(*, item: QueueItem) -> dict[str, Any]:
-    """What the workspace shows for an item: its dialogue, labels, the LLM suggestion."""
+def queue_item_context(*, item: QueueItem, whole: bool = False) -> dict[str, Any]:
+    """What the workspace shows for an item: its dialogue, labels, the LLM suggestion.
+
+    The dialogue is a window of PARLEY_QUEUE_CONTEXT_BEFORE turns before the utterance and
+    PARLEY_QUEUE_CONTEXT_AFTER after it (a long call would make every page megabytes), with
+    the number of turns left out on each side; `whole` gives every turn.
+    """
     task = item.task
     utterance = Utterance.objects.select_related("dialogue").get(pk=item.utterance_id)
-    turns = list(
-        Utterance.objects.filter(dialogue_id=utterance.dialogue_id).order_by("position")
-    )
+    turns = Utterance.objects.filter(dialogue_id=utterance.dialogue_id)
+    first = utterance.position - settings.PARLEY_QUEUE_CONTEXT_BEFORE
+    last = utterance.position + settings.PARLEY_QUEUE_CONTEXT_AFTER
+    hidden_before = hidden_after = 0
+    if not whole:
+        hidden_before = turns.filter(position__lt=first).count()
+        hidden_after = turns.filter(position__gt=last).count()
+        turns = turns.filter(position__gte=first, position__lte=last)
     soft = (
         SoftLabel.objects.filter(utterance=utterance, task=task)
-        .select_related("label").defer("distribution").first()
-    )  # fmt: skip
+        .select_related("label")
+        .defer("distribution")
+        .first()
+    )
     return {
         "item": item,
         "utterance": utterance,
-        "turns": turns,
+        "turns": list(turns.order_by("position")),
+        "hidden_before": hidden_before,
+        "hidden_after": hidden_after,
         "labels": list(task.labels.order_by("order", "pk")),
         "suggestion": None if task.hide_suggestion or soft is None else soft,
     }

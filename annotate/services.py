@@ -196,6 +196,8 @@ def transcripts_import(
         name=name,
         schema=schema,
         max_line_bytes=settings.PARLEY_IMPORT_MAX_LINE_KB * 1024,
+        max_turns=settings.PARLEY_IMPORT_MAX_TURNS,
+        max_text_chars=settings.PARLEY_IMPORT_MAX_UTTERANCE_CHARS,
     )
     writer = _ImportWriter(project, update=update)
     with transaction.atomic():

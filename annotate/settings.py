@@ -8,6 +8,8 @@ server, and a file cache. `DATABASE_URL` and `REDIS_URL` move it onto PostgreSQL
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -69,15 +71,46 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 (DATA_DIR / "staticfiles").mkdir(exist_ok=True)
 
 DEBUG = envbool("DJANGO_DEBUG", False)
-SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off"
-        )
-    SECRET_KEY = "parley-insecure-development-key"  # noqa: S105 - DEBUG only
+
+
+def stored_secret_key(data_dir: Path) -> str:
+    """DJANGO_SECRET_KEY, else a random key made once and kept in the data directory.
+
+    So that `manage.py` works on a fresh clone and a single-host deployment needs no key of
+    its own; several hosts that share sessions must set the same DJANGO_SECRET_KEY.
+    """
+    path = data_dir / "secret_key"
+    try:
+        # O_EXCL: when the web server and a worker start together, one writes, both read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = envstr("DJANGO_SECRET_KEY", "") or stored_secret_key(DATA_DIR)
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTPS (production) ---------------------------------------------------------------
+# On by default without DEBUG: redirect to HTTPS, HSTS, cookies sent over HTTPS only. Behind
+# a proxy that terminates TLS, set DJANGO_SECURE_PROXY_SSL_HEADER=true so that Django trusts
+# its X-Forwarded-Proto header (only if the proxy sets it, and nothing else can reach Parley).
+DJANGO_HTTPS = envbool("DJANGO_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = DJANGO_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container health check speaks plain HTTP
+SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", 31536000) if DJANGO_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD", False)
+# Preloading is a decision for the owner of the domain (hstspreload.org), not for an app.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DJANGO_HTTPS
+if envbool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Server-Timing headers (request time, for devtools and bench/): with DEBUG, or on demand.
+PARLEY_SERVER_TIMING = envbool("PARLEY_SERVER_TIMING", DEBUG)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -88,6 +121,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "annotate",
 ]
 
@@ -101,8 +136,28 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy (django-csp): scripts, styles and everything else from Parley's own
+# origin only; no inline script or style anywhere (templates/base.html turns off htmx's
+# injected indicator styles). tests/browser/test_csp.py loads every page under it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "annotate.urls"
 WSGI_APPLICATION = "annotate.wsgi.application"
@@ -218,6 +273,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Sign-in throttling (django-axes): PARLEY_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address lock that pair out for PARLEY_LOGIN_COOLOFF_MIN minutes (HTTP 429).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("PARLEY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("PARLEY_LOGIN_COOLOFF_MIN", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "annotate.ratelimit.client_ip"
+# Behind reverse proxies: how many stand in front of Parley, each appending to
+# X-Forwarded-For (the client's address is then read from it; 0: REMOTE_ADDR).
+PARLEY_PROXY_COUNT = envint("PARLEY_PROXY_COUNT", 0)
+# The token API: requests per minute per token's user, and failed authentications per
+# minute per address; over either, HTTP 429 with Retry-After (annotate/ratelimit.py).
+PARLEY_API_REQUESTS_PER_MIN = envint("PARLEY_API_REQUESTS_PER_MIN", 600, minimum=1)
+PARLEY_API_AUTH_FAILURES_PER_MIN = envint(
+    "PARLEY_API_AUTH_FAILURES_PER_MIN", 20, minimum=1
+)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotate:projects"
 LOGOUT_REDIRECT_URL = "login"
@@ -234,11 +312,19 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # --- Import limits --------------------------------------------------------------------
 PARLEY_IMPORT_MAX_FILE_MB = envint("PARLEY_IMPORT_MAX_FILE_MB", 1024, minimum=1)
 PARLEY_IMPORT_MAX_LINE_KB = envint("PARLEY_IMPORT_MAX_LINE_KB", 1024, minimum=1)
+# One dialogue, one utterance: larger ones are refused with their line and field.
+PARLEY_IMPORT_MAX_TURNS = envint("PARLEY_IMPORT_MAX_TURNS", 2000, minimum=1)
+PARLEY_IMPORT_MAX_UTTERANCE_CHARS = envint(
+    "PARLEY_IMPORT_MAX_UTTERANCE_CHARS", 10000, minimum=1
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- Queue, retraining and trust -----------------------------------------------------------
 PARLEY_CLAIM_LEASE_S = envint("PARLEY_CLAIM_LEASE_S", 300, minimum=10)
 PARLEY_UNDO_GRACE_S = envint("PARLEY_UNDO_GRACE_S", 120)
+# Turns of the dialogue shown around the utterance to label (the rest behind "show all").
+PARLEY_QUEUE_CONTEXT_BEFORE = envint("PARLEY_QUEUE_CONTEXT_BEFORE", 20)
+PARLEY_QUEUE_CONTEXT_AFTER = envint("PARLEY_QUEUE_CONTEXT_AFTER", 5)
 PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
 PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
 PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)

@@ -328,7 +328,13 @@ def _check_positions(loc: _Located, field: str, turns: list[TurnRecord]) -> None
 
 
 def _parse_turn(
-    loc: _Located, field: str, schema: Schema, value: object, index: int, explicit: bool
+    loc: _Located,
+    field: str,
+    schema: Schema,
+    value: object,
+    index: int,
+    explicit: bool,
+    max_text_chars: int | None = None,
 ) -> TurnRecord:
     if not isinstance(value, dict):
         raise loc.error(field, "expected an object")
@@ -349,6 +355,7 @@ def _parse_turn(
             raise loc.error(f"{field}.{key}", "expected a non-empty string")
     if len(value["speaker"]) > 100:
         raise loc.error(f"{field}.speaker", "longer than 100 characters")
+    _check_text_length(loc, f"{field}.text", value["text"], max_text_chars)
     return TurnRecord(
         position=position,
         speaker=value["speaker"],
@@ -359,9 +366,64 @@ def _parse_turn(
     )
 
 
-def _parse_dialogue_obj(loc: _Located, schema: Schema, obj: object) -> DialogueRecord:
+def _check_text_length(
+    loc: _Located, field: str, text: str, max_chars: int | None
+) -> None:
+    if max_chars is not None and len(text) > max_chars:
+        raise loc.error(
+            field,
+            f"{len(text):,} characters, more than the limit of {max_chars:,} "
+            "(PARLEY_IMPORT_MAX_UTTERANCE_CHARS)",
+        )
+
+
+def _check_turn_count(loc: _Located, field: str, n: int, max_turns: int | None) -> None:
+    if max_turns is not None and n > max_turns:
+        raise loc.error(
+            field,
+            f"more than the limit of {max_turns:,} turns per dialogue "
+            "(PARLEY_IMPORT_MAX_TURNS); split the dialogue",
+        )
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """The JSON path of the first string (or key) holding a NUL character, if any.
+
+    PostgreSQL cannot store NUL in text; a `\u0000` escape is the only way JSON brings one.
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = _nul_path(item, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored; remove it"
+
+
+def _parse_dialogue_obj(
+    loc: _Located,
+    schema: Schema,
+    obj: object,
+    max_turns: int | None = None,
+    max_text_chars: int | None = None,
+) -> DialogueRecord:
     if not isinstance(obj, dict):
         raise loc.error("", "expected a JSON object (one dialogue per line)")
+    nul = _nul_path(obj, "")
+    if nul is not None:
+        raise loc.error(nul, NUL_MESSAGE)
     if "id" not in obj:
         raise loc.error("id", "missing")
     ext_id = obj["id"]
@@ -374,6 +436,7 @@ def _parse_dialogue_obj(loc: _Located, schema: Schema, obj: object) -> DialogueR
     turns = obj["turns"]
     if not isinstance(turns, list) or not turns:
         raise loc.error("turns", "expected a non-empty list of turns")
+    _check_turn_count(loc, "turns", len(turns), max_turns)
     metadata = obj.get("metadata", {})
     if not isinstance(metadata, dict):
         raise loc.error("metadata", "expected an object")
@@ -381,7 +444,7 @@ def _parse_dialogue_obj(loc: _Located, schema: Schema, obj: object) -> DialogueR
     extra = {k: v for k, v in obj.items() if k not in ("id", "turns", "metadata")}
     explicit = isinstance(turns[0], dict) and "position" in turns[0]
     records = [
-        _parse_turn(loc, f"turns[{i}]", schema, turn, i, explicit)
+        _parse_turn(loc, f"turns[{i}]", schema, turn, i, explicit, max_text_chars)
         for i, turn in enumerate(turns)
     ]
     _check_positions(loc, "turns", records)
@@ -409,6 +472,13 @@ def _lines(
                 raise TranscriptError(
                     "file is UTF-16; save it as UTF-8", file=name, line=1
                 )
+            if _looks_like_utf16(raw):
+                raise TranscriptError(
+                    "file looks like UTF-16 without a byte-order mark (every other byte "
+                    "is 0); save it as UTF-8",
+                    file=name,
+                    line=1,
+                )
             raw = raw.removeprefix(b"\xef\xbb\xbf")
         try:
             yield number, raw.decode("utf-8")
@@ -421,8 +491,23 @@ def _lines(
             ) from None
 
 
+def _looks_like_utf16(raw: bytes) -> bool:
+    """ASCII text in UTF-16 has a zero byte in every other position."""
+    head = raw[:200]
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return even.count(0) > 0.8 * len(even) or odd.count(0) > 0.8 * len(odd)
+
+
 def parse_jsonl(
-    stream: IO[bytes], *, name: str, schema: Schema, max_line_bytes: int
+    stream: IO[bytes],
+    *,
+    name: str,
+    schema: Schema,
+    max_line_bytes: int,
+    max_turns: int | None = None,
+    max_text_chars: int | None = None,
 ) -> Iterator[DialogueRecord]:
     """Yield the dialogues of a JSONL file, one per non-blank line."""
     seen: dict[str, int] = {}
@@ -434,10 +519,10 @@ def parse_jsonl(
         try:
             obj = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise loc.error(
-                "", f"invalid JSON: {exc.msg} at column {exc.colno}"
-            ) from None
-        record = _parse_dialogue_obj(loc, schema, obj)
+            # The column from the error's offset in this one line (characters, 1-based).
+            column = exc.pos + 1
+            raise loc.error("", f"invalid JSON: {exc.msg} at column {column}") from None
+        record = _parse_dialogue_obj(loc, schema, obj, max_turns, max_text_chars)
         if record.external_id in seen:
             raise loc.error(
                 "id",
@@ -506,6 +591,7 @@ def _csv_turn(
     base: dict[str, int],
     task_columns: list[_CsvColumn],
     schema: Schema,
+    max_text_chars: int | None = None,
 ) -> TurnRecord:
     def cell(name: str) -> str:
         return row[base[name]] if name in base else ""
@@ -521,6 +607,7 @@ def _csv_turn(
     for name in ("speaker", "text"):
         if not cell(name).strip():
             raise loc.error(name, "empty")
+    _check_text_length(loc, "text", cell("text"), max_text_chars)
     turn = TurnRecord(
         position,
         cell("speaker"),
@@ -565,7 +652,13 @@ def csv_column_name(task: str, kind: str, prompt: str = "") -> str:
 
 
 def parse_csv(
-    stream: IO[bytes], *, name: str, schema: Schema, max_line_bytes: int
+    stream: IO[bytes],
+    *,
+    name: str,
+    schema: Schema,
+    max_line_bytes: int,
+    max_turns: int | None = None,
+    max_text_chars: int | None = None,
 ) -> Iterator[DialogueRecord]:
     """Yield the dialogues of a CSV file with one utterance per row, rows grouped by dialogue."""
     numbered = _lines(stream, name, max_line_bytes)
@@ -602,6 +695,10 @@ def parse_csv(
             continue
         if len(row) != len(header):
             raise loc.error("", f"expected {len(header)} cells, found {len(row)}")
+        for column, value in zip(header, row, strict=True):
+            if "\x00" in value:
+                raise loc.error(column, NUL_MESSAGE)
+        row = [from_spreadsheet_safe(value) for value in row]
         ext_id = row[base["dialogue_id"]].strip()
         if not ext_id:
             raise loc.error("dialogue_id", "empty")
@@ -619,7 +716,10 @@ def parse_csv(
                 yield current
             seen[ext_id] = line_of_row
             current = DialogueRecord(ext_id, line_of_row)
-        current.turns.append(_csv_turn(loc, row, base, task_columns, schema))
+        current.turns.append(
+            _csv_turn(loc, row, base, task_columns, schema, max_text_chars)
+        )
+        _check_turn_count(loc, "dialogue_id", len(current.turns), max_turns)
     if current is None:
         raise TranscriptError("file is empty: no dialogues", file=name)
     _check_positions(_Located(name, current.line), "position", current.turns)
@@ -739,7 +839,24 @@ def dialogue_to_csv_rows(
         for task, humans in turn.human.items():
             if humans:
                 row[index[csv_column_name(task, "human_label")]] = humans[-1].label
-        yield row
+        yield [spreadsheet_safe(value) for value in row]
+
+
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """The cell as text a spreadsheet will not run: a leading ' before a formula character,
+    as spreadsheet exporters do. `from_spreadsheet_safe` undoes it on import."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """The cell as written before `spreadsheet_safe` (a Parley export re-imports as it was)."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
 
 
 class _Echo:

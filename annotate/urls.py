@@ -11,6 +11,7 @@ task_urls: list[URLPattern | URLResolver] = [
     path("queue/<int:item>/submit", views.queue_submit, name="queue-submit"),
     path("queue/<int:item>/skip", views.queue_skip, name="queue-skip"),
     path("queue/<int:item>/flag", views.queue_flag, name="queue-flag"),
+    path("queue/<int:item>/dialogue", views.queue_dialogue, name="queue-dialogue"),
     path("queue/renew", views.queue_renew, name="queue-renew"),
     path("queue/release", views.queue_release, name="queue-release"),
     path("queue/undo", views.queue_undo, name="queue-undo"),
@@ -45,6 +46,7 @@ annotate_routes: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
     path("", include((annotate_routes, "annotate"))),
     path("api/", include((api_routes, "api"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

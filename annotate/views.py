@@ -13,7 +13,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection
 from django.http import (
     FileResponse,
     Http404,
@@ -59,6 +61,23 @@ def get_project_for_user(
             f"Your role in this project ({role}) does not allow this."
         )
     return project, role
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """For load balancers and container health checks: 200 when the database answers.
+
+    Redis is reported but does not fail the check: Parley serves without it (degraded).
+    """
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return JsonResponse({"database": "down"}, status=503)
+    cache_state = (
+        "ok" if cache.add("healthz", 1, timeout=1) or cache.get("healthz") else "down"
+    )
+    return JsonResponse({"database": "ok", "cache": cache_state})
 
 
 @login_required
@@ -248,6 +267,24 @@ def queue_flag(request: HttpRequest, slug: str, task: str, item: int) -> HttpRes
         return _next_ahead(request, label_task, project)
     messages.success(request, "Flagged for review.")
     return redirect("annotate:queue", slug=slug, task=task)
+
+
+@login_required
+@require_GET
+def queue_dialogue(
+    request: HttpRequest, slug: str, task: str, item: int
+) -> HttpResponse:
+    """Every turn of the item's dialogue: a fragment for the workspace, else a page."""
+    project, _, label_task = _get_task_for_user(request, slug, task)
+    queue_item = _get_item_for_task(label_task, item)
+    context = {
+        "project": project,
+        "task": label_task,
+        "entry": selectors.queue_item_context(item=queue_item, whole=True),
+    }
+    if _wants_fragment(request):
+        return render(request, "annotate/_dialogue_turns.html", context)
+    return render(request, "annotate/queue_dialogue.html", context)
 
 
 @login_required

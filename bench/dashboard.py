@@ -140,7 +140,7 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="parley-dbench-")
     with scratch_database(args.database_url, "parley_dbench") as url:
         os.environ.update({"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings",
-                           "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-only-secret",
+                           "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-only-secret", "DJANGO_HTTPS": "false",
                            "PARLEY_DATA_DIR": data_dir, "DJANGO_ALLOWED_HOSTS": "testserver",
                            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
                            "DJANGO_LOG_LEVEL": "WARNING"})  # fmt: skip

@@ -141,7 +141,7 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="parley-qbench-")
     with scratch_database(args.database_url, "parley_qbench") as url:
         env = {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "false",
-               "DJANGO_SECRET_KEY": "bench-only-secret", "PARLEY_DATA_DIR": data_dir, "REDIS_URL": "",
+               "DJANGO_SECRET_KEY": "bench-only-secret", "PARLEY_SERVER_TIMING": "true", "DJANGO_HTTPS": "false", "PARLEY_DATA_DIR": data_dir, "REDIS_URL": "",
                "PARLEY_RETRAIN_EVERY": str(10**9), "DJANGO_LOG_LEVEL": "WARNING"}  # fmt: skip
         os.environ.update(env)
         run(args, env, data_dir)

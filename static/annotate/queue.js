@@ -75,7 +75,8 @@
           say(`Not saved: ${await response.text()}`);
         }
       } catch (error) {
-        say(`Not saved, the server cannot be reached (${error.message}). Reload the page to try again.`);
+        // The server may have stored it before the answer was lost: never claim it was not.
+        say(`No confirmation from the server (${error.message}). Your answer may be saved already: reload the page to check; sending it again is safe.`);
       }
     });
   }
@@ -109,6 +110,19 @@
     }
   }, Number(workspace.dataset.renewEvery) * 1000);
   window.addEventListener("pagehide", () => navigator.sendBeacon(workspace.dataset.release, ids()));
+
+  // A long dialogue shows a window of turns; its links swap the whole dialogue in.
+  workspace.addEventListener("click", async (event) => {
+    const link = event.target.closest("a.show-dialogue");
+    if (!link) return;
+    event.preventDefault();
+    const response = await fetch(link.href, { headers: { "X-Parley-Fragment": "1" }, credentials: "same-origin" });
+    if (!response.ok) { window.location.assign(link.href); return; }
+    const list = link.closest("ol.dialogue");
+    list.outerHTML = await response.text();
+    const turn = current.querySelector(".turn.current");
+    if (turn) turn.scrollIntoView({ block: "center" });
+  });
 
   // Mouse and keyboard users go through the same paths.
   workspace.addEventListener("submit", (event) => {

@@ -4,7 +4,6 @@ queue → submits → an automatic retrain → rescoring."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -23,10 +22,10 @@ from annotate.models import (
     QueueItem,
     TrainingRun,
 )
-from tests.annotate.test_worker import _start_worker, _stop
 from tests.conftest import jsonl
 from tests.fake_llm import FakeLlm
 from tests.learner.conftest import tiny_backbone  # noqa: F401 - fixture
+from tests.processes import start_worker, stop, worker_env
 
 pytestmark = pytest.mark.worker
 
@@ -58,13 +57,10 @@ def worker(transactional_db, loop_settings, fake, settings, tmp_path) -> Iterato
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     settings.LLM_BASE_URL = fake.base_url
-    db = connection.settings_dict
-    env = {**os.environ, **loop_settings, "LLM_BASE_URL": fake.base_url,
-           "DJANGO_SETTINGS_MODULE": "annotate.settings_test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}  # fmt: skip
-    process = _start_worker(env, tmp_path / "worker.log")
+    env = worker_env(**loop_settings, LLM_BASE_URL=fake.base_url)
+    process = start_worker(env, tmp_path / "worker.log")
     yield
-    _stop(process)
+    stop(process)
     print((tmp_path / "worker.log").read_text()[-5000:])  # shown when the test fails
 
 

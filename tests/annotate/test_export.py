@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -179,3 +180,34 @@ def test_export_streams_in_batches(
     with django_assert_max_num_queries(30):
         lines = b"".join(response.streaming_content).splitlines()
     assert len(lines) == 1200 + (fmt == "csv")
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised_and_re_import_as_they_were(
+    project, import_bytes
+):
+    texts = [
+        '=HYPERLINK("http://evil.example","click")',
+        "+1 for that",
+        "-- quoted",
+        "@sum",
+        "plain",
+    ]
+    import_bytes(
+        jsonl(
+            {
+                "id": "=cmd|' /C calc'!A0",
+                "turns": [{"speaker": "=A", "text": t} for t in texts],
+            }
+        )
+    )
+    exported = _export(project, "csv").decode()
+    rows = list(csv.reader(io.StringIO(exported)))[1:]
+    assert [r[3] for r in rows] == ["'" + t for t in texts[:4]] + ["plain"]
+    assert {r[0] for r in rows} == {"'=cmd|' /C calc'!A0"} and {r[2] for r in rows} == {
+        "'=A"
+    }
+    copy = services.project_create(name="Copy", slug="copy", tasks=TASKS)
+    services.transcripts_import(
+        project=copy, stream=io.BytesIO(exported.encode()), name="e.csv"
+    )
+    assert _rows(copy)["utterances"] == _rows(project)["utterances"]

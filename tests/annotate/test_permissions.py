@@ -23,6 +23,12 @@ WEB = [
         "/projects/support/tasks/act/queue/999999/skip",
         "annotator",
     ),
+    (
+        "queue-dialogue",
+        "get",
+        "/projects/support/tasks/act/queue/999999/dialogue",
+        "annotator",
+    ),
     ("review", "get", "/projects/support/tasks/act/review/", "lead"),
     (
         "review-adjudicate",
@@ -35,7 +41,7 @@ WEB = [
     ("student-export", "get", "/projects/support/tasks/act/student.zip", "lead"),
 ]
 # Success is not always 200: a POST redirects, a missing object answers 404 after the role check.
-SUCCESS = {"queue-renew": 204, "queue-release": 204, "queue-undo": 302, "queue-skip": 404,
+SUCCESS = {"queue-renew": 204, "queue-release": 204, "queue-undo": 302, "queue-skip": 404, "queue-dialogue": 404,
            "review-adjudicate": 404, "retrain": 302, "student-export": 404}  # fmt: skip
 API = [
     ("api-projects", "get", "/api/projects/", None),

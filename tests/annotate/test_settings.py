@@ -76,7 +76,6 @@ def test_urls_move_it_onto_postgres_and_redis(tmp_path):
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe': use true or false"),
-    ({"DJANGO_DEBUG": "false"}, "DJANGO_SECRET_KEY must be set"),
     ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_FILE_MB": "big"}, "expected an integer"),
     ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_LINE_KB": "0"}, "must be at least 1"),
     ({"DJANGO_DEBUG": "true", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
@@ -91,3 +90,17 @@ def test_bad_values_fail_loudly(tmp_path, env, message):
     out = _settings({**env, "PARLEY_DATA_DIR": str(tmp_path)}, "1")
     assert out.returncode != 0
     assert "ImproperlyConfigured" in out.stderr and message in out.stderr
+
+
+def test_without_a_secret_key_one_is_made_once_and_kept_private(tmp_path):
+    first = _settings({"PARLEY_DATA_DIR": str(tmp_path)}, "s.SECRET_KEY, s.DEBUG")
+    again = _settings({"PARLEY_DATA_DIR": str(tmp_path)}, "s.SECRET_KEY, s.DEBUG")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout and first.stdout.endswith("False\n")
+    key_file = tmp_path / "secret_key"
+    assert len(key_file.read_text()) >= 50 and key_file.stat().st_mode & 0o777 == 0o600
+    given = _settings(
+        {"PARLEY_DATA_DIR": str(tmp_path), "DJANGO_SECRET_KEY": "k" * 60},
+        "s.SECRET_KEY",
+    )
+    assert given.stdout.strip() == "k" * 60

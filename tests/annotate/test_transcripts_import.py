@@ -516,6 +516,74 @@ MALFORMED: list[tuple[str, str, bytes, int | None, str, str]] = [
         "not valid UTF-8",
     ),
     ("unknown extension", "f.txt", jsonl(dialogue()), None, "", "unknown file type"),
+    (
+        "nul in text",
+        "f.jsonl",
+        jsonl(dialogue())
+        + b'{"id": "d2", "turns": [{"speaker": "A", "text": "a\\u0000b"}]}\n',
+        2,
+        "turns[0].text",
+        "NUL character",
+    ),
+    (
+        "nul in metadata",
+        "f.jsonl",
+        b'{"id": "d2", "metadata": {"note": ["ok", "\\u0000"]}, "turns": [{"speaker": "A", "text": "a"}]}\n',
+        1,
+        "metadata.note[1]",
+        "NUL character",
+    ),
+    (
+        "csv nul",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\nd1,0,A,a\x00b\n",
+        2,
+        "text",
+        "NUL character",
+    ),
+    (
+        "utf-16 without bom",
+        "f.jsonl",
+        jsonl(dialogue()).decode().encode("utf-16-le"),
+        1,
+        "",
+        "UTF-16 without a byte-order mark",
+    ),
+    (
+        "invalid json far into the line",
+        "f.jsonl",
+        b'{"id": "d2", "turns": [{"speaker": "A", "text": "'
+        + b"a" * 80
+        + b'"}], oops}\n',
+        1,
+        "",
+        "at column 135",
+    ),
+    (
+        "too many turns",
+        "f.jsonl",
+        jsonl(dialogue("d2", n_turns=6)),
+        1,
+        "turns",
+        "more than the limit of 5 turns",
+    ),
+    (
+        "csv too many turns",
+        "f.csv",
+        b"dialogue_id,position,speaker,text\n"
+        + b"".join(b"d1,%d,A,hi\n" % i for i in range(6)),
+        7,
+        "dialogue_id",
+        "more than the limit of 5 turns",
+    ),
+    (
+        "utterance too long",
+        "f.jsonl",
+        jsonl({"id": "d2", "turns": [{"speaker": "A", "text": "y" * 301}]}),
+        1,
+        "turns[0].text",
+        "301 characters, more than the limit of 300",
+    ),
 ]
 
 
@@ -534,6 +602,8 @@ def test_a_malformed_file_names_line_and_field_and_imports_nothing(
     fragment: str,
 ):
     settings.PARLEY_IMPORT_MAX_LINE_KB = 1
+    settings.PARLEY_IMPORT_MAX_TURNS = 5
+    settings.PARLEY_IMPORT_MAX_UTTERANCE_CHARS = 300
     import_bytes(
         jsonl(dialogue("existing", llm={"act": "inform"}, human={"act": "inform"}))
     )

@@ -222,7 +222,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("task", "version", "is_active", "pinned", "scored_at", "files_deleted_at",
                     "created_at")  # fmt: skip
     list_filter = ("task", "is_active", "pinned")
-    list_editable = ("pinned",)  # a pinned version keeps its checkpoints (annotate/retention.py)
+    # A pinned version keeps its checkpoints (annotate/retention.py).
+    list_editable = ("pinned",)
 
 
 @admin.register(Prediction)

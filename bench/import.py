@@ -12,6 +12,7 @@ SoftLabel rows. Prints utterances per second and the peak RSS of the process.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -96,6 +97,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--utterances", type=int, default=200_000)
+    parser.add_argument("--then-one", action="store_true",
+                        help="then time importing one more one-utterance dialogue into the project "
+                             "(the cost of a small import into a large project)")  # fmt: skip
     parser.add_argument("--database-url", default=ADMIN_URL,
                         help="A PostgreSQL server; a scratch database is created on it and dropped after.")  # fmt: skip
     args = parser.parse_args()
@@ -137,6 +141,16 @@ def measure(args: argparse.Namespace) -> None:
     print(f"imported: {result.utterances:,} utterances in {seconds:.1f} s "
           f"= {result.utterances / seconds:,.0f} utterances/s")  # fmt: skip
     print(f"peak RSS: {peak:.0f} MB (before the import: {rss_before:.0f} MB)")
+    if args.then_one:
+        one = b'{"id": "one-more", "turns": [{"speaker": "A", "text": "one more"}]}\n'
+        times = []
+        for n in range(5):
+            start = time.perf_counter()
+            services.transcripts_import(project=project, stream=io.BytesIO(one.replace(b"more", b"more%d" % n)),
+                                        name="one.jsonl")  # fmt: skip
+            times.append(time.perf_counter() - start)
+        print(f"one more utterance into {result.utterances:,}: median {sorted(times)[2] * 1000:.0f} ms "
+              f"over 5 imports (queue items included)")  # fmt: skip
 
 
 if __name__ == "__main__":

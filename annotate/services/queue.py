@@ -1,0 +1,194 @@
+"""The annotator queue (design: annotate/queue.md): items, trust before any student, claims."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from learner import trust
+
+from ..models import (
+    HumanLabel,
+    Label,
+    LabelTask,
+    Project,
+    QueueItem,
+    QueueSkip,
+    SoftLabel,
+    Utterance,
+)
+
+
+def needs_two(utterance_id: int, fraction: float) -> bool:
+    """Whether an item goes to two annotators: a fixed pseudo-random draw per utterance."""
+    return ((utterance_id * 2654435761) % 2**32) / 2**32 < fraction
+
+
+def project_queue_sync(*, project: Project) -> int:
+    """`queue_sync` every task of the project (after an import)."""
+    return sum(queue_sync(task=task) for task in project.tasks.all())
+
+
+def queue_sync(*, task: LabelTask) -> int:
+    """Give every utterance of the task's project a queue item; refresh the LLM-only trust.
+
+    New items get the heuristic trust of their soft label (0 without one: nothing to trust)
+    and count the human labels they already have (imported ones). Items not yet scored by a
+    student have their heuristic trust refreshed (new LLM answers change it). Returns the
+    number of items created.
+    """
+    fraction = settings.PARLEY_OVERLAP_FRACTION
+    known = set(
+        QueueItem.objects.filter(task=task).values_list("utterance_id", flat=True)
+    )
+    new_ids = [
+        pk for pk in Utterance.objects.filter(dialogue__project_id=task.project_id)
+        .order_by("pk").values_list("pk", flat=True) if pk not in known
+    ]  # fmt: skip
+    answered = dict(
+        HumanLabel.objects.filter(task=task, utterance_id__in=new_ids, retraction__isnull=True)
+        .values("utterance_id").annotate(n=Count("annotator_name", distinct=True))
+        .values_list("utterance_id", "n")
+    )  # fmt: skip
+    items = []
+    for pk in new_ids:
+        required = 2 if needs_two(pk, fraction) else 1
+        answers = min(answered.get(pk, 0), required)
+        items.append(QueueItem(utterance_id=pk, task=task, required=required, answers=answers,
+                               open=answers < required))  # fmt: skip
+    QueueItem.objects.bulk_create(items, batch_size=2000, ignore_conflicts=True)
+    queue_trust_refresh(task.pk)
+    return len(items)
+
+
+def queue_trust_refresh(
+    task_id: int, *, utterance_ids: Collection[int] | None = None
+) -> None:
+    """Refresh the LLM-only trust of the task's items no student has scored yet (all of
+    them, or those of `utterance_ids`), from their current soft labels."""
+    labels = list(
+        Label.objects.filter(task_id=task_id)
+        .order_by("order", "pk")
+        .values_list("value", flat=True)
+    )
+    items = QueueItem.objects.filter(task_id=task_id, trust_version__isnull=True)
+    if utterance_ids is not None:
+        if not utterance_ids:
+            return
+        items = items.filter(utterance_id__in=list(utterance_ids))
+    rows = list(items.values_list("pk", "utterance_id"))
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start : start + 5000]
+        soft = {
+            utterance_id: (dist, agree)
+            for utterance_id, dist, agree in SoftLabel.objects.filter(
+                task_id=task_id, utterance_id__in=[u for _, u in chunk]
+            ).values_list("utterance_id", "distribution", "agreement")
+        }
+        known = [(pk, u) for pk, u in chunk if u in soft]
+        # no LLM label: nothing to trust
+        values = dict.fromkeys((pk for pk, _ in chunk), 0.0)
+        if known:
+            vectors = np.array(
+                [[float(soft[u][0].get(v, 0.0)) for v in labels] for _, u in known]
+            )
+            agree = np.array([soft[u][1] for _, u in known])
+            scores = trust.heuristic_trust(trust.signals(vectors, agree))
+            values.update(
+                (pk, float(t)) for (pk, _), t in zip(known, scores, strict=True)
+            )
+        updates = [
+            QueueItem(pk=pk, trust=t, trust_source=QueueItem.TrustSource.HEURISTIC)
+            for pk, t in values.items()
+        ]
+        QueueItem.objects.bulk_update(
+            updates, ["trust", "trust_source"], batch_size=2000
+        )
+
+
+def queue_claim(
+    *, task: LabelTask, annotator: User, exclude: Collection[int] = ()
+) -> QueueItem | None:
+    """The item this annotator should label now, claimed for them; None when nothing is left.
+
+    The annotator's own unexpired claim comes back first (a reload keeps the item). Else the
+    open item with the lowest trust that nobody holds, that they have neither answered nor
+    skipped, is locked with SKIP LOCKED (so concurrent annotators never wait on or get the same
+    row) and claimed with a lease. `exclude`: item ids the caller already shows (the workspace
+    holds the current item and the next one, fetched ahead).
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.PARLEY_CLAIM_LEASE_S)
+    with transaction.atomic():
+        held = (
+            QueueItem.objects.select_for_update()
+            .filter(task=task, claimed_by=annotator, lease_until__gt=now, open=True)
+            .exclude(pk__in=exclude)
+            .order_by("trust", "pk")
+            .first()
+        )
+        if held is not None:
+            held.lease_until = now + lease
+            held.save(update_fields=["lease_until", "updated_at"])
+            return held
+        mine = HumanLabel.objects.filter(
+            task=task, utterance=OuterRef("utterance"), annotator=annotator,
+            retraction__isnull=True,
+        )  # fmt: skip
+        skipped = QueueSkip.objects.filter(item=OuterRef("pk"), annotator=annotator)
+        item = (
+            QueueItem.objects.filter(task=task, open=True)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+            .exclude(Exists(mine))
+            .exclude(Exists(skipped))
+            .exclude(pk__in=exclude)
+            .order_by("trust", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if item is None:
+            return None
+        item.claimed_by = annotator
+        item.lease_until = now + lease
+        item.save(update_fields=["claimed_by", "lease_until", "updated_at"])
+        return item
+
+
+def queue_renew(*, item_id: int, annotator: User) -> bool:
+    """Extend the annotator's claim on the item; False when they no longer hold it."""
+    return bool(
+        QueueItem.objects.filter(pk=item_id, claimed_by=annotator, lease_until__gt=timezone.now())
+        .update(lease_until=timezone.now() + timedelta(seconds=settings.PARLEY_CLAIM_LEASE_S))
+    )  # fmt: skip
+
+
+def queue_release(*, item_id: int, annotator: User, after_s: int = 0) -> None:
+    """Give the item back now, or let the claim run out in `after_s` seconds.
+
+    The page asks for the latter when it is left (`after_s`): a reload comes back within it
+    and keeps the item; a closed tab frees it shortly.
+    """
+    claims = QueueItem.objects.filter(pk=item_id, claimed_by=annotator)
+    if after_s:
+        claims.filter(
+            lease_until__gt=timezone.now() + timedelta(seconds=after_s)
+        ).update(lease_until=timezone.now() + timedelta(seconds=after_s))
+    else:
+        claims.update(claimed_by=None, lease_until=None)
+
+
+@transaction.atomic
+def queue_skip(*, item_id: int, annotator: User) -> None:
+    """Release the item and never offer it to this annotator again."""
+    item = QueueItem.objects.filter(pk=item_id).first()
+    if item is None:
+        return
+    QueueSkip.objects.get_or_create(item=item, annotator=annotator)
+    queue_release(item_id=item_id, annotator=annotator)

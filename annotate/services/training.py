@@ -1,0 +1,220 @@
+"""Training runs (design: annotate/queue.md, "Retrain"): request, claim, train, activate."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from .. import selectors
+from ..jobs import enqueue_on_commit
+from ..models import (
+    HumanLabel,
+    LabelTask,
+    ModelVersion,
+    TrainingRun,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def training_run_request(
+    *, task: LabelTask, requested_by: User | None = None
+) -> TrainingRun:
+    """Queue a training run for `task`, or return the one queued or running.
+
+    At most one active run per task is a database constraint, so two requests racing each
+    other end with one run.
+    """
+    from ..tasks import train_student
+
+    training_runs_fail_stale(task=task)
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                task=task,
+                requested_by=requested_by,
+                config=learner_config(),
+                nudged_at=timezone.now(),
+            )
+            enqueue_on_commit(train_student, run.pk)
+    except IntegrityError:
+        return TrainingRun.objects.get(
+            task=task, status__in=TrainingRun.ACTIVE_STATUSES
+        )
+    return run
+
+
+def job_stale_before() -> Any:
+    """A running job whose last sign of life is older than this is taken for dead
+    (PARLEY_JOB_STALE_S)."""
+    return timezone.now() - timedelta(seconds=settings.PARLEY_JOB_STALE_S)
+
+
+def training_runs_fail_stale(*, task: LabelTask | None = None) -> int:
+    """A run whose worker died (no progress for PARLEY_JOB_STALE_S) would block every later
+    run of the task (one active run per task): mark it failed so that a new one can start.
+    Every task's, or one task's."""
+    runs = TrainingRun.objects.filter(
+        status=TrainingRun.Status.RUNNING, heartbeat_at__lt=job_stale_before()
+    )
+    if task is not None:
+        runs = runs.filter(task=task)
+    return runs.update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+             error="the worker stopped reporting progress (crashed or killed); nothing was changed")  # fmt: skip
+
+
+def _is_stale(run: TrainingRun) -> bool:
+    return (
+        run.status == TrainingRun.Status.RUNNING
+        and run.heartbeat_at is not None
+        and run.heartbeat_at < job_stale_before()
+    )
+
+
+def training_run_maybe_request(*, task: LabelTask) -> TrainingRun | None:
+    """Start a retrain once PARLEY_RETRAIN_EVERY human labels arrived since the last run."""
+    last = TrainingRun.objects.filter(task=task).order_by("-created_at").first()
+    if (
+        last is not None
+        and last.status in TrainingRun.ACTIVE_STATUSES
+        and not _is_stale(last)
+    ):
+        return None  # (a stale one is failed by training_run_request, only when it matters)
+    new = HumanLabel.objects.filter(task=task, retraction__isnull=True).exclude(
+        source=HumanLabel.Source.IMPORT
+    )
+    if last is not None:
+        new = new.filter(created_at__gt=last.created_at)
+    if (
+        new.order_by()[: settings.PARLEY_RETRAIN_EVERY].count()
+        < settings.PARLEY_RETRAIN_EVERY
+    ):
+        return None  # counted up to the threshold only: cheap however many labels exist
+    return training_run_request(task=task)
+
+
+def learner_config() -> dict[str, Any]:
+    return {
+        "backbone": settings.LEARNER_BACKBONE, "objective": settings.LEARNER_OBJECTIVE,
+        "epochs": settings.LEARNER_EPOCHS, "batch_size": settings.LEARNER_BATCH_SIZE,
+        "max_length": settings.LEARNER_MAX_LENGTH, "context_turns": settings.LEARNER_CONTEXT_TURNS,
+        "device": settings.LEARNER_DEVICE, "folds": settings.PARLEY_TRUST_FOLDS,
+        "precision": settings.LEARNER_PRECISION,
+    }  # fmt: skip
+
+
+def fold_of(dialogue_id: str | int, folds: int) -> int:
+    """The cross-fitting fold of a dialogue (stable across runs and processes)."""
+    return int(hashlib.sha256(str(dialogue_id).encode()).hexdigest()[:8], 16) % folds
+
+
+def training_run_execute(*, run_id: int) -> None:
+    """Train the student of a queued run, then activate it and queue the pool's scoring.
+
+    Trains one student on everything (the model that is exported and predicts) and one per
+    dialogue fold on the other folds (for cross-fitted trust signals). Claimed with a
+    conditional update, so a redelivered task does nothing. Training happens outside any
+    transaction; the new ModelVersion is activated in one. On any error the run is marked
+    failed with the error and the active model stays as it was.
+    """
+    claimed = TrainingRun.objects.filter(
+        pk=run_id, status=TrainingRun.Status.QUEUED
+    ).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now(),
+             heartbeat_at=timezone.now(), progress=0.0)  # fmt: skip
+    if not claimed:
+        return
+    run = TrainingRun.objects.select_related("task").get(pk=run_id)
+    try:
+        version = _train_and_save(run)
+    except Exception as exc:
+        logger.exception("training run %s failed", run_id)
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )  # fmt: skip
+        return
+    from ..tasks import score_pool
+
+    with transaction.atomic():
+        ModelVersion.objects.filter(task=run.task, is_active=True).update(
+            is_active=False
+        )
+        ModelVersion.objects.create(**version, is_active=True)
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
+            metrics=version["metrics"],
+        )  # fmt: skip
+        enqueue_on_commit(score_pool, run.pk)
+
+
+def _train_and_save(run: TrainingRun) -> dict[str, Any]:
+    from learner import checkpoint
+    from learner.model import StudentConfig
+    from learner.training import Progress, TrainingConfig, train
+
+    task, config = run.task, {**learner_config(), **run.config}
+    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
+    examples = [ex for ex in selectors.training_examples(task=task) if ex.has_target]
+    if not examples:
+        raise ValueError("no utterance of this task has an LLM or a human label yet")
+    student_config = StudentConfig(labels=labels, backbone=config["backbone"],
+                                   context_turns=config["context_turns"], max_length=config["max_length"])  # fmt: skip
+    training = TrainingConfig(objective=config["objective"], epochs=config["epochs"],
+                              batch_size=config["batch_size"], device=config["device"],
+                              precision=config.get("precision", "fp32"))  # fmt: skip
+    folds = int(config["folds"])
+    jobs = [("full", examples)]
+    for k in range(folds):
+        # A fold whose dialogues are all the labelled ones (a project of one dialogue, or of
+        # a few that hash alike) has nothing to train on: no fold model; see predictions_store.
+        rest = [ex for ex in examples if fold_of(ex.dialogue_id, folds) != k]
+        if rest:
+            jobs.append((f"fold-{k}", rest))
+    number = (
+        ModelVersion.objects.filter(task=task).aggregate(n=Max("version"))["n"] or 0
+    ) + 1
+    directory = Path(settings.DATA_DIR) / "models" / f"task-{task.pk}" / f"run-{run.pk}"
+    metrics: dict[str, Any] = {}
+    last_write = 0.0
+    for j, (name, data) in enumerate(jobs):
+
+        def progress(p: Progress, j: int = j) -> None:
+            nonlocal last_write
+            if time.monotonic() - last_write > 1.0 or p.fraction >= 1.0:
+                last_write = time.monotonic()
+                TrainingRun.objects.filter(pk=run.pk).update(
+                    progress=min((j + p.fraction) / len(jobs), 0.99),
+                    heartbeat_at=timezone.now(),
+                )
+
+        result = train(data, student_config, training, on_progress=progress)
+        if name == "full":
+            metrics = {
+                "validation": result.validation.as_dict() if result.validation else None,
+                "history": result.history, "seconds": result.seconds, "best_epoch": result.best_epoch,
+                "train_utterances": len(data), "human_labels": sum(ex.human is not None for ex in data),
+            }  # fmt: skip
+        checkpoint.save(
+            result.student,
+            directory / name,
+            version=number,
+            metrics=metrics,
+            training=config,
+        )
+    return {
+        "task": task,
+        "run": run,
+        "version": number,
+        "artifact_path": str(directory),
+        "metrics": metrics,
+    }

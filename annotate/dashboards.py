@@ -27,15 +27,13 @@ from django.db.models import (
     Max,
     OuterRef,
     Q,
-    QuerySet,
     Sum,
-    Value,
     When,
-    Window,
 )
-from django.db.models.functions import Cast, Floor, RowNumber, TruncHour
+from django.db.models.functions import Cast, Floor, TruncHour
 from django.utils import timezone
 
+from .jobs import DASHBOARD_REFRESH, send
 from .models import (
     HumanLabel,
     LabelRetraction,
@@ -46,6 +44,7 @@ from .models import (
     QueueItem,
     SoftLabel,
 )
+from .selectors import reference_labels
 
 
 @dataclass
@@ -60,23 +59,12 @@ class Scores:
     """Rows: the reference (human) label; columns: the predicted label; in label order."""
 
 
-def reference_labels(task: LabelTask) -> QuerySet[HumanLabel]:
-    """One human label per utterance: the adjudication if any, else the latest label."""
-    ranked = (
-        HumanLabel.objects.filter(task=task, retraction__isnull=True)
-        .annotate(rank=Window(
-            RowNumber(), partition_by=[F("utterance_id")],
-            order_by=[Case(When(source="adjudication", then=Value(0)), default=Value(1)).asc(),
-                      F("created_at").desc(), F("pk").desc()],
-        ))
-    )  # fmt: skip
-    return ranked.filter(rank=1)
-
-
 def _reference_sql(task: LabelTask) -> tuple[str, tuple[Any, ...]]:
     """SQL (and params) of `reference_labels` with columns utterance_id, label_id, created_at."""
     query = (
-        reference_labels(task).values("utterance_id", "label_id", "created_at").query
+        reference_labels(task=task)
+        .values("utterance_id", "label_id", "created_at")
+        .query
     )
     sql, params = query.sql_with_params()
     return sql, tuple(params)
@@ -133,7 +121,7 @@ def scores_from_pairs(
 
 
 def _labels(task: LabelTask) -> tuple[list[int], list[str]]:
-    rows = list(task.labels.order_by("order", "pk").values_list("pk", "value"))
+    rows = list(task.ordered_labels().values_list("pk", "value"))
     return [pk for pk, _ in rows], [value for _, value in rows]
 
 
@@ -378,10 +366,7 @@ def dashboard_data(*, task: LabelTask) -> dict[str, Any]:
     ).total_seconds() > DASHBOARD_FRESH_S and cache.add(
         f"{key}:refreshing", 1, timeout=300
     ):
-        from .jobs import send
-        from .tasks import dashboard_refresh
-
-        send(dashboard_refresh, task.pk)
+        send(DASHBOARD_REFRESH, task.pk)
     return data
 
 

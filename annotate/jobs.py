@@ -23,25 +23,36 @@ from django.db import connection, transaction
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
+from .celery import app
+
 logger = logging.getLogger(__name__)
 
+# The tasks' stable names (annotate/tasks.py registers them under these). Services send a
+# task by its name, so that they need not import the tasks module, which imports them.
+IMPORT_TRANSCRIPTS = "annotate.import_transcripts"
+LLM_LABEL_RUN = "annotate.llm_label_run"
+TRAIN_STUDENT = "annotate.train_student"
+SCORE_POOL = "annotate.score_pool"
+DASHBOARD_REFRESH = "annotate.dashboard_refresh"
+SWEEP = "annotate.sweep"
 
-def send(task: Any, *args: Any) -> bool:
+
+def send(task_name: str, *args: Any) -> bool:
     """Send the task's message now; False (logged) when the broker cannot be reached."""
     try:
-        task.delay(*args)
+        app.tasks[task_name].delay(*args)
     except (BrokerError, RedisError, OSError) as exc:
         logger.warning(
-            "broker unreachable, %s%r left for the sweeper: %s", task.name, args, exc
+            "broker unreachable, %s%r left for the sweeper: %s", task_name, args, exc
         )
         return False
     return True
 
 
-def enqueue_on_commit(task: Any, *args: Any) -> None:
+def enqueue_on_commit(task_name: str, *args: Any) -> None:
     """Send the task's message once the current transaction commits (never inside it: the
     worker must find the row). A broker outage is logged, never raised: the write stands."""
-    transaction.on_commit(partial(send, task, *args))
+    transaction.on_commit(partial(send, task_name, *args))
 
 
 def _lock_key(kind: str, pk: int) -> tuple[int, int]:

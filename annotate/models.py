@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 
 def BULK_FK(on_delete: Any) -> dict[str, Any]:  # noqa: N802 - reads like a constant
@@ -131,6 +131,10 @@ class LabelTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug}/{self.name}"
+
+    def ordered_labels(self) -> QuerySet[Label]:
+        """The task's labels in display order: the order of every probability vector."""
+        return self.labels.order_by("order", "pk")
 
 
 class Label(models.Model):

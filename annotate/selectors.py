@@ -9,7 +9,18 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
-from django.db.models import Case, Count, Exists, OuterRef, QuerySet, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    QuerySet,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from learner.data import Example, with_context
@@ -178,6 +189,10 @@ def _records_for(
     ):  # fmt: skip
         human = HumanAnswer(labels[label_id][1], name or username or "", created_at)
         turns[utt_id].human.setdefault(task_names[task_id], []).append(human)
+    for utt_id, task_id, label_id in reference_labels(
+        task_id__in=task_names, utterance__dialogue_id__in=ids
+    ).values_list("utterance_id", "task_id", "label_id"):
+        turns[utt_id].reference[task_names[task_id]] = labels[label_id][1]
     predictions: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
     for utt_id, task_id, version_id, label_id, probabilities, trust, dialogue_id in (
         Prediction.objects.filter(utterance__dialogue_id__in=ids, model_version_id__in=versions)
@@ -214,21 +229,46 @@ __all__ = [
 ]
 
 
+def reference_labels(
+    task: LabelTask | None = None, **where: Any
+) -> QuerySet[HumanLabel]:
+    """The human label that counts, one per (utterance, task): its latest adjudication, else
+    its latest label; retracted labels never count. One task's, or filtered by `where` on
+    HumanLabel (`utterance_id__in=`, …), applied before the choice.
+
+    The one home of that rule: dashboards, training examples and exports all read it here.
+    """
+    if task is not None:
+        where["task"] = task
+    ranked = HumanLabel.objects.filter(retraction__isnull=True, **where).annotate(
+        rank=Window(
+            RowNumber(),
+            partition_by=[F("utterance_id"), F("task_id")],
+            order_by=[
+                Case(
+                    When(source="adjudication", then=Value(0)), default=Value(1)
+                ).asc(),
+                F("created_at").desc(),
+                F("pk").desc(),
+            ],
+        )
+    )
+    return ranked.filter(rank=1)
+
+
 def training_examples(
-    *, task: LabelTask, utterance_ids: Iterable[int] | None = None
+    *,
+    task: LabelTask,
+    utterance_ids: Iterable[int] | None = None,
+    context_turns: int | None = None,
 ) -> list[Example]:
     """Learner examples of the task's project: every utterance (or these), whole dialogues first
-    to last, with previous turns as context, per-prompt LLM distributions and the human label.
-
-    The human label of an utterance is its latest adjudication, else its latest label.
+    to last, with `context_turns` previous turns as context (LEARNER_CONTEXT_TURNS by default),
+    per-prompt LLM distributions and the reference human label (`reference_labels`).
     """
-    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
-    index = {
-        pk: i
-        for i, pk in enumerate(
-            task.labels.order_by("order", "pk").values_list("pk", flat=True)
-        )
-    }
+    ordered = list(task.ordered_labels().values_list("pk", "value"))
+    labels = [value for _, value in ordered]
+    index = {pk: i for i, (pk, _) in enumerate(ordered)}
     utterances = Utterance.objects.filter(dialogue__project_id=task.project_id)
     if utterance_ids is not None:
         wanted = set(utterance_ids)
@@ -250,19 +290,19 @@ def training_examples(
             llm[utterance_id].append(tuple(float(dist.get(v, 0.0)) for v in labels))
     human: dict[int, int] = {}
     for chunk in _chunks(ids, 5000):
-        for utterance_id, label_id, _source, _at in (
-            HumanLabel.objects.filter(task=task, utterance_id__in=chunk, retraction__isnull=True)
-            .annotate(adjudicated=Case(When(source="adjudication", then=1), default=0))
-            .order_by("utterance_id", "adjudicated", "created_at", "pk")
-            .values_list("utterance_id", "label_id", "source", "created_at")
-        ):  # fmt: skip
-            human[utterance_id] = index[label_id]  # the last one per utterance wins
+        for utterance_id, label_id in reference_labels(
+            task=task, utterance_id__in=chunk
+        ).values_list("utterance_id", "label_id"):
+            human[utterance_id] = index[label_id]
     examples = [
         Example(str(dialogue_id), position, speaker, text, llm=tuple(llm.get(pk, ())),
                 human=human.get(pk))
         for pk, dialogue_id, position, speaker, text in rows
     ]  # fmt: skip
-    out = with_context(examples, 8)
+    out = with_context(
+        examples,
+        settings.LEARNER_CONTEXT_TURNS if context_turns is None else context_turns,
+    )
     if utterance_ids is not None:
         keep = [i for i, pk in enumerate(ids) if pk in wanted]
         return [out[i] for i in keep]
@@ -314,7 +354,7 @@ def queue_item_context(*, item: QueueItem, whole: bool = False) -> dict[str, Any
         "turns": list(turns.order_by("position")),
         "hidden_before": hidden_before,
         "hidden_after": hidden_after,
-        "labels": list(task.labels.order_by("order", "pk")),
+        "labels": list(task.ordered_labels()),
         "suggestion": None if task.hide_suggestion or soft is None else soft,
     }
 

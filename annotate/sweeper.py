@@ -28,7 +28,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import retention, services
-from .jobs import job_lock_is_free, send
+from .jobs import (
+    IMPORT_TRANSCRIPTS,
+    LLM_LABEL_RUN,
+    SCORE_POOL,
+    TRAIN_STUDENT,
+    job_lock_is_free,
+    send,
+)
 from .models import ImportJob, LlmRun, ModelVersion, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -39,11 +46,11 @@ IMPORT_MAX_ATTEMPTS = 3
 def jobs_sweep() -> dict[str, int]:
     """One pass over every kind of job; counts of what was done, by kind."""
     report = {
-        "imports_resent": _resend_queued(ImportJob, "annotate.import_transcripts"),
+        "imports_resent": _resend_queued(ImportJob, IMPORT_TRANSCRIPTS),
         "imports_requeued": 0,
         "imports_failed": 0,
         "llm_runs_resent": _resend_llm_runs(),
-        "trainings_resent": _resend_queued(TrainingRun, "annotate.train_student"),
+        "trainings_resent": _resend_queued(TrainingRun, TRAIN_STUDENT),
         "trainings_failed": services.training_runs_fail_stale(),
         "scorings_resent": _resend_scorings(),
     }
@@ -57,17 +64,6 @@ def jobs_sweep() -> dict[str, int]:
     return report
 
 
-def _task(name: str) -> Any:
-    from . import tasks
-
-    return {
-        "annotate.import_transcripts": tasks.import_transcripts,
-        "annotate.llm_label_run": tasks.llm_label_run,
-        "annotate.train_student": tasks.train_student,
-        "annotate.score_pool": tasks.score_pool,
-    }[name]
-
-
 def _grace_before() -> Any:
     return timezone.now() - timedelta(seconds=settings.PARLEY_JOB_QUEUED_GRACE_S)
 
@@ -79,7 +75,7 @@ def _resend_queued(model: Any, task_name: str) -> int:
     )
     sent = 0
     for pk in rows.values_list("pk", flat=True):
-        if send(_task(task_name), pk):
+        if send(task_name, pk):
             model.objects.filter(pk=pk).update(nudged_at=timezone.now())
             sent += 1
     return sent
@@ -96,7 +92,7 @@ def _resend_llm_runs() -> int:
     )
     sent = 0
     for pk in runs.values_list("pk", flat=True):
-        if send(_task("annotate.llm_label_run"), pk):
+        if send(LLM_LABEL_RUN, pk):
             LlmRun.objects.filter(pk=pk).update(nudged_at=timezone.now())
             sent += 1
     return sent
@@ -114,7 +110,7 @@ def _resend_scorings() -> int:
     )
     sent = 0
     for pk, run_id in versions.values_list("pk", "run_id"):
-        if send(_task("annotate.score_pool"), run_id):
+        if send(SCORE_POOL, run_id):
             ModelVersion.objects.filter(pk=pk).update(
                 scoring_heartbeat_at=timezone.now()
             )
@@ -148,6 +144,6 @@ def _recover_imports() -> tuple[int, int]:
         ).update(status=ImportJob.Status.QUEUED, nudged_at=timezone.now())
         if back:
             logger.warning("import job %s: its worker stopped; queued again", job.pk)
-            send(_task("annotate.import_transcripts"), job.pk)
+            send(IMPORT_TRANSCRIPTS, job.pk)
             requeued += 1
     return requeued, failed

@@ -5,11 +5,20 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from . import services
+from . import dashboards, services, sweeper
+from .jobs import (
+    DASHBOARD_REFRESH,
+    IMPORT_TRANSCRIPTS,
+    LLM_LABEL_RUN,
+    SCORE_POOL,
+    SWEEP,
+    TRAIN_STUDENT,
+)
+from .models import LabelTask
 
 
 @shared_task(
-    name="annotate.import_transcripts",
+    name=IMPORT_TRANSCRIPTS,
     acks_late=True,  # the service claims the job with a conditional update: redelivery is a no-op
     autoretry_for=(OperationalError,),
     retry_backoff=True,
@@ -22,7 +31,7 @@ def import_transcripts(job_id: int) -> None:
 
 
 @shared_task(
-    name="annotate.llm_label_run",
+    name=LLM_LABEL_RUN,
     acks_late=True,  # the run is claimed under a lease and resumes missing pairs: redelivery is safe
     autoretry_for=(OperationalError,),
     retry_backoff=True,
@@ -35,7 +44,7 @@ def llm_label_run(run_id: int) -> None:
 
 
 @shared_task(
-    name="annotate.train_student",
+    name=TRAIN_STUDENT,
     # Not acks_late: a training interrupted by a crash is not restarted on its own (the
     # sweeper fails the run once its heartbeat stops); never two trainings from one message.
     soft_time_limit=6 * 3600,
@@ -46,7 +55,7 @@ def train_student(run_id: int) -> None:
 
 
 @shared_task(
-    name="annotate.score_pool",
+    name=SCORE_POOL,
     acks_late=True,  # skips utterances already scored for the version: redelivery is harmless
     autoretry_for=(OperationalError,),
     retry_backoff=True,
@@ -58,21 +67,16 @@ def score_pool(run_id: int) -> None:
     services.predictions_store(run_id=run_id)
 
 
-@shared_task(name="annotate.dashboard_refresh", soft_time_limit=240, time_limit=300)
+@shared_task(name=DASHBOARD_REFRESH, soft_time_limit=240, time_limit=300)
 def dashboard_refresh(task_id: int) -> None:
     """Recompute a task's dashboard snapshot (queued when a lead sees one older than a minute)."""
-    from . import dashboards
-    from .models import LabelTask
-
     task = LabelTask.objects.filter(pk=task_id).first()
     if task is not None:
         dashboards.dashboard_compute(task=task)
 
 
-@shared_task(name="annotate.sweep", soft_time_limit=240, time_limit=300)
+@shared_task(name=SWEEP, soft_time_limit=240, time_limit=300)
 def sweep() -> None:
     """Send again the jobs whose message was lost; recover or fail those whose worker died;
     apply the retention policy (annotate/sweeper.py). Run by Celery beat."""
-    from . import sweeper
-
     sweeper.jobs_sweep()

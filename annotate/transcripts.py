@@ -20,6 +20,8 @@ from typing import IO, Any
 import orjson
 from django.utils.dateparse import parse_datetime
 
+import learner
+
 # Task name → its label values in display order.
 Schema = dict[str, list[str]]
 
@@ -75,6 +77,8 @@ class TurnRecord:
     timestamp: datetime | None = None
     llm: dict[str, list[LlmAnswer]] = field(default_factory=dict)
     human: dict[str, list[HumanAnswer]] = field(default_factory=dict)
+    # Export only: per task, the human label that counts (selectors.reference_labels).
+    reference: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -149,10 +153,9 @@ def spread_confidence(
     labels: list[str], label: str, confidence: float | None
 ) -> dict[str, float]:
     """A verbalised answer as a distribution: its confidence on the label, the rest uniform."""
-    if confidence is None or len(labels) == 1:
-        return {value: 1.0 if value == label else 0.0 for value in labels}
-    rest = (1.0 - confidence) / (len(labels) - 1)
-    return {value: confidence if value == label else rest for value in labels}
+    return dict(
+        zip(labels, learner.spread_confidence(labels, label, confidence), strict=True)
+    )
 
 
 def _parse_distribution(
@@ -817,7 +820,8 @@ def csv_header(schema: Schema, sources: dict[str, list[str]]) -> list[str]:
 def dialogue_to_csv_rows(
     record: DialogueRecord, header: list[str]
 ) -> Iterable[list[str]]:
-    """CSV rows for one dialogue. The latest human label per task is written (CSV keeps one)."""
+    """CSV rows for one dialogue. Per task the human label that counts (its reference label:
+    the adjudication, else the latest not retracted) is written; CSV keeps one."""
     index = {name: i for i, name in enumerate(header)}
     for turn in record.turns:
         row = [""] * len(header)
@@ -836,9 +840,8 @@ def dialogue_to_csv_rows(
                             task, "llm_confidence", answer.prompt
                         )
                         row[index[conf_col]] = repr(answer.confidence)
-        for task, humans in turn.human.items():
-            if humans:
-                row[index[csv_column_name(task, "human_label")]] = humans[-1].label
+        for task, label in turn.reference.items():
+            row[index[csv_column_name(task, "human_label")]] = label
         yield [spreadsheet_safe(value) for value in row]
 
 

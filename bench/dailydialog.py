@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from learner.data import Example, with_context
+from learner.ensemble import spread_confidence
 
 EMOTIONS = [
     "no_emotion",
@@ -85,9 +86,7 @@ def llm_distribution(task: str, label: str, confidence: float) -> list[float]:
         for emotion, p in zip(EMOTIONS, emotions, strict=True):
             out[SENTIMENT_OF[emotion]] += p
         return list(out.values())
-    labels = LABELS[task]
-    rest = (1.0 - confidence) / (len(labels) - 1)
-    return [confidence if value == label else rest for value in labels]
+    return spread_confidence(LABELS[task], label, confidence)
 
 
 def read_llm_labels(

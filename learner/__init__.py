@@ -5,7 +5,10 @@ without loading torch; the rest loads on first use, so the web application's imp
 stays light.
 
     from learner import Example, StudentConfig, TrainingConfig, train, evaluate, predict_proba
-    from learner import checkpoint
+    from learner import save_student, load_student, CrossFitted, TrustModel
+
+Callers that must not load torch at import time (the web process) `import learner` and use
+`learner.train(...)` where they need it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,22 @@ from typing import Any
 
 from .ensemble import agreement, soft_label
 
-_LAZY = {
+# name -> module (the same name there), or (module, name there).
+_LAZY: dict[str, str | tuple[str, str]] = {
     "Example": "data",
     "with_context": "data",
+    "CrossFitted": "crossfit",
+    "fold_of": "crossfit",
+    "training_sets": "crossfit",
+    "trust_features": "crossfit",
+    "TrustModel": "trust",
+    "heuristic_trust": "trust",
+    "signals": "trust",
+    "save_student": ("checkpoint", "save"),
+    "load_student": ("checkpoint", "load"),
+    "classification_metrics": "metrics",
+    "expected_calibration_error": "metrics",
+    "spread_confidence": "ensemble",
     "Student": "model",
     "StudentConfig": "model",
     "TrainingConfig": "training",
@@ -36,5 +52,7 @@ __all__ = ["agreement", "soft_label", *_LAZY]
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        where = _LAZY[name]
+        module, attr = where if isinstance(where, tuple) else (where, name)
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

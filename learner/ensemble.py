@@ -39,3 +39,14 @@ def agreement(distributions: Sequence[Sequence[float]], mean: Sequence[float]) -
         for p, q in zip(dist, mean):  # noqa: B905 - lengths checked above
             total += abs(p - q)
     return 1.0 - 0.5 * total / len(distributions)
+
+
+def spread_confidence(
+    labels: Sequence[str], label: str, confidence: float | None
+) -> list[float]:
+    """A verbalised answer as a distribution over `labels`: its confidence on `label`, the
+    rest spread uniformly (DESIGN.md); no confidence, or a single label: all on `label`."""
+    if confidence is None or len(labels) == 1:
+        return [1.0 if value == label else 0.0 for value in labels]
+    rest = (1.0 - confidence) / (len(labels) - 1)
+    return [confidence if value == label else rest for value in labels]

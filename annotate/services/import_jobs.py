@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..jobs import enqueue_on_commit, hold_job_lock
+from ..jobs import IMPORT_TRANSCRIPTS, enqueue_on_commit, hold_job_lock
 from ..models import (
     ImportJob,
     Project,
@@ -40,8 +40,6 @@ def import_job_create(
     The job exists once this returns, even if the broker is down: its message is then sent
     by the sweeper (annotate/jobs.py).
     """
-    from ..tasks import import_transcripts
-
     name = upload.name or "upload"
     fmt = fmt or format_for(name)
     if upload.size and upload.size > settings.PARLEY_IMPORT_MAX_FILE_MB * 1024 * 1024:
@@ -59,7 +57,7 @@ def import_job_create(
             created_by=user,
             nudged_at=timezone.now(),
         )
-        enqueue_on_commit(import_transcripts, job.pk)
+        enqueue_on_commit(IMPORT_TRANSCRIPTS, job.pk)
     return job
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from learner.ensemble import agreement, soft_label
 
-from ..jobs import enqueue_on_commit
+from ..jobs import LLM_LABEL_RUN, enqueue_on_commit
 from ..llm import Answer, ChatClient, LlmError, LlmSettings, MalformedAnswer
 from ..models import (
     LabelTask,
@@ -52,8 +52,6 @@ def llm_settings() -> LlmSettings:
 
 def llm_run_request(*, task: LabelTask, requested_by: User | None = None) -> LlmRun:
     """Queue an LLM run for `task`, or return the one already queued or running."""
-    from ..tasks import llm_label_run
-
     model = llm_settings().model
     with transaction.atomic():
         active = (
@@ -71,7 +69,7 @@ def llm_run_request(*, task: LabelTask, requested_by: User | None = None) -> Llm
             return active  # already on its way (or the sweeper's), or being worked on
         # new, or its worker died (lease expired): hand it to a worker
         LlmRun.objects.filter(pk=active.pk).update(nudged_at=timezone.now())
-        enqueue_on_commit(llm_label_run, active.pk)
+        enqueue_on_commit(LLM_LABEL_RUN, active.pk)
     return active
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from datetime import timedelta
@@ -15,8 +14,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+import learner
+
 from .. import selectors
-from ..jobs import enqueue_on_commit
+from ..jobs import SCORE_POOL, TRAIN_STUDENT, enqueue_on_commit
 from ..models import (
     HumanLabel,
     LabelTask,
@@ -35,8 +36,6 @@ def training_run_request(
     At most one active run per task is a database constraint, so two requests racing each
     other end with one run.
     """
-    from ..tasks import train_student
-
     training_runs_fail_stale(task=task)
     try:
         with transaction.atomic():
@@ -46,7 +45,7 @@ def training_run_request(
                 config=learner_config(),
                 nudged_at=timezone.now(),
             )
-            enqueue_on_commit(train_student, run.pk)
+            enqueue_on_commit(TRAIN_STUDENT, run.pk)
     except IntegrityError:
         return TrainingRun.objects.get(
             task=task, status__in=TrainingRun.ACTIVE_STATUSES
@@ -104,18 +103,36 @@ def training_run_maybe_request(*, task: LabelTask) -> TrainingRun | None:
 
 
 def learner_config() -> dict[str, Any]:
+    """The learner settings a training run records (LEARNER_*, PARLEY_TRUST_FOLDS)."""
     return {
-        "backbone": settings.LEARNER_BACKBONE, "objective": settings.LEARNER_OBJECTIVE,
-        "epochs": settings.LEARNER_EPOCHS, "batch_size": settings.LEARNER_BATCH_SIZE,
-        "max_length": settings.LEARNER_MAX_LENGTH, "context_turns": settings.LEARNER_CONTEXT_TURNS,
-        "device": settings.LEARNER_DEVICE, "folds": settings.PARLEY_TRUST_FOLDS,
+        "backbone": settings.LEARNER_BACKBONE,
+        "objective": settings.LEARNER_OBJECTIVE,
+        "epochs": settings.LEARNER_EPOCHS,
+        "batch_size": settings.LEARNER_BATCH_SIZE,
+        "max_length": settings.LEARNER_MAX_LENGTH,
+        "context_turns": settings.LEARNER_CONTEXT_TURNS,
+        "device": settings.LEARNER_DEVICE,
+        "folds": settings.PARLEY_TRUST_FOLDS,
         "precision": settings.LEARNER_PRECISION,
-    }  # fmt: skip
+    }
 
 
-def fold_of(dialogue_id: str | int, folds: int) -> int:
-    """The cross-fitting fold of a dialogue (stable across runs and processes)."""
-    return int(hashlib.sha256(str(dialogue_id).encode()).hexdigest()[:8], 16) % folds
+def learner_configs(config: dict[str, Any], labels: list[str]) -> tuple[Any, Any]:
+    """The StudentConfig and TrainingConfig of a run's recorded config (the one builder)."""
+    student = learner.StudentConfig(
+        labels=labels,
+        backbone=config["backbone"],
+        context_turns=config["context_turns"],
+        max_length=config["max_length"],
+    )
+    training = learner.TrainingConfig(
+        objective=config["objective"],
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        device=config["device"],
+        precision=config["precision"],
+    )
+    return student, training
 
 
 def training_run_execute(*, run_id: int) -> None:
@@ -143,8 +160,6 @@ def training_run_execute(*, run_id: int) -> None:
             finished_at=timezone.now(),
         )  # fmt: skip
         return
-    from ..tasks import score_pool
-
     with transaction.atomic():
         ModelVersion.objects.filter(task=run.task, is_active=True).update(
             is_active=False
@@ -154,32 +169,25 @@ def training_run_execute(*, run_id: int) -> None:
             status=TrainingRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
             metrics=version["metrics"],
         )  # fmt: skip
-        enqueue_on_commit(score_pool, run.pk)
+        enqueue_on_commit(SCORE_POOL, run.pk)
 
 
 def _train_and_save(run: TrainingRun) -> dict[str, Any]:
-    from learner import checkpoint
-    from learner.model import StudentConfig
-    from learner.training import Progress, TrainingConfig, train
-
-    task, config = run.task, {**learner_config(), **run.config}
-    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
-    examples = [ex for ex in selectors.training_examples(task=task) if ex.has_target]
+    task = run.task
+    # A run records the settings it started with; ones added since take today's default.
+    config = {**learner_config(), **run.config}
+    labels = list(task.ordered_labels().values_list("value", flat=True))
+    examples = [
+        ex
+        for ex in selectors.training_examples(
+            task=task, context_turns=config["context_turns"]
+        )
+        if ex.has_target
+    ]
     if not examples:
         raise ValueError("no utterance of this task has an LLM or a human label yet")
-    student_config = StudentConfig(labels=labels, backbone=config["backbone"],
-                                   context_turns=config["context_turns"], max_length=config["max_length"])  # fmt: skip
-    training = TrainingConfig(objective=config["objective"], epochs=config["epochs"],
-                              batch_size=config["batch_size"], device=config["device"],
-                              precision=config.get("precision", "fp32"))  # fmt: skip
-    folds = int(config["folds"])
-    jobs = [("full", examples)]
-    for k in range(folds):
-        # A fold whose dialogues are all the labelled ones (a project of one dialogue, or of
-        # a few that hash alike) has nothing to train on: no fold model; see predictions_store.
-        rest = [ex for ex in examples if fold_of(ex.dialogue_id, folds) != k]
-        if rest:
-            jobs.append((f"fold-{k}", rest))
+    student_config, training = learner_configs(config, labels)
+    jobs = learner.training_sets(examples, int(config["folds"]))
     number = (
         ModelVersion.objects.filter(task=task).aggregate(n=Max("version"))["n"] or 0
     ) + 1
@@ -188,7 +196,7 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
     last_write = 0.0
     for j, (name, data) in enumerate(jobs):
 
-        def progress(p: Progress, j: int = j) -> None:
+        def progress(p: Any, j: int = j) -> None:  # learner.Progress
             nonlocal last_write
             if time.monotonic() - last_write > 1.0 or p.fraction >= 1.0:
                 last_write = time.monotonic()
@@ -197,14 +205,14 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
                     heartbeat_at=timezone.now(),
                 )
 
-        result = train(data, student_config, training, on_progress=progress)
+        result = learner.train(data, student_config, training, on_progress=progress)
         if name == "full":
             metrics = {
                 "validation": result.validation.as_dict() if result.validation else None,
                 "history": result.history, "seconds": result.seconds, "best_epoch": result.best_epoch,
                 "train_utterances": len(data), "human_labels": sum(ex.human is not None for ex in data),
             }  # fmt: skip
-        checkpoint.save(
+        learner.save_student(
             result.student,
             directory / name,
             version=number,

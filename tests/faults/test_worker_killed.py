@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from annotate import jobs, services, sweeper, tasks
+from annotate import jobs, services, sweeper
 from annotate.models import (
     Dialogue,
     HumanLabel,
@@ -161,7 +161,7 @@ def test_a_scoring_killed_mid_way_is_sent_again_and_finishes(
     total = Utterance.objects.count()
     env = worker_env(**redis_env(private_redis), **_learner_env(settings))
     worker = start_worker(env, tmp_path / "w1.log", queues="training")
-    jobs.send(tasks.score_pool, version.run_id)
+    jobs.send(jobs.SCORE_POOL, version.run_id)
     wait_for(Prediction.objects.exists, timeout=120, every=0.01, what="scoring started")
     kill(worker)
     scored = Prediction.objects.count()

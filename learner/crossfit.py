@@ -1,0 +1,104 @@
+"""Cross-fitting over dialogue folds: every utterance gets the view of a student that never saw
+its dialogue (DESIGN.md, "Trust score"; otherwise the student just memorises the LLM).
+
+A training run trains the full student on every labelled example and one student per fold on
+the examples outside that fold (`training_sets`); scoring then asks each utterance's fold
+model (`CrossFitted`). Folds are drawn by a hash of the dialogue id, stable across runs and
+processes. Torch loads only when a model is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import trust
+from .data import Example
+
+
+def fold_of(dialogue_id: str | int, folds: int) -> int:
+    """The fold of a dialogue, in 0..folds-1."""
+    return int(hashlib.sha256(str(dialogue_id).encode()).hexdigest()[:8], 16) % folds
+
+
+def training_sets(
+    examples: Sequence[Example], folds: int
+) -> list[tuple[str, list[Example]]]:
+    """("full", every example), then ("fold-k", the examples outside fold k) for each fold.
+
+    A fold that holds every labelled dialogue (a project of one dialogue, or a few that hash
+    alike) has nothing to train on and gets no model: `CrossFitted` scores its dialogues
+    with the full student, the only one there is.
+    """
+    sets = [("full", list(examples))]
+    for k in range(folds):
+        rest = [ex for ex in examples if fold_of(ex.dialogue_id, folds) != k]
+        if rest:
+            sets.append((f"fold-{k}", rest))
+    return sets
+
+
+class CrossFitted:
+    """The students of one training run: `full`, and each fold's (or `full` where a fold has
+    none). `proba` scores each example with its fold's student."""
+
+    def __init__(self, full: Any, fold_students: Sequence[Any]) -> None:
+        self.full = full
+        self.fold_students = list(fold_students)
+
+    @property
+    def folds(self) -> int:
+        return len(self.fold_students)
+
+    @classmethod
+    def load(
+        cls, directory: str | os.PathLike[str], folds: int, *, device: str = "auto"
+    ) -> CrossFitted:
+        """The students `training_sets` trained, as saved under `directory/<name>`."""
+        from .checkpoint import load
+
+        path = Path(directory)
+        full, _ = load(path / "full", device=device)
+        students = [
+            load(path / f"fold-{k}", device=device)[0]
+            if (path / f"fold-{k}").exists()
+            else full
+            for k in range(folds)
+        ]
+        return cls(full, students)
+
+    def proba(self, examples: Sequence[Example]) -> np.ndarray:
+        """(N, C) probabilities, each from the student that did not see its dialogue."""
+        from .training import predict_proba
+
+        out: np.ndarray | None = None
+        for k, student in enumerate(self.fold_students):
+            index = [
+                i
+                for i, ex in enumerate(examples)
+                if fold_of(ex.dialogue_id, self.folds) == k
+            ]
+            if not index:
+                continue
+            probabilities = predict_proba(student, [examples[i] for i in index]).numpy()
+            if out is None:
+                out = np.zeros((len(examples), probabilities.shape[1]))
+            out[index] = probabilities
+        return out if out is not None else np.zeros((len(examples), 0))
+
+
+def trust_features(
+    examples: Sequence[Example], n_classes: int, student: np.ndarray | None
+) -> np.ndarray:
+    """`trust.signals` of the examples: their LLM soft label and agreement (uniform and 0 for
+    an utterance without LLM label), and the cross-fitted student's probabilities."""
+    soft = np.array(
+        [ex.soft if ex.llm else [1.0 / n_classes] * n_classes for ex in examples]
+    ).reshape(len(examples), n_classes)
+    agree = np.array([ex.agreement if ex.llm else 0.0 for ex in examples])
+    return trust.signals(soft, agree, student)

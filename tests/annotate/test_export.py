@@ -7,10 +7,12 @@ import io
 import json
 
 import pytest
+from django.utils import timezone
 
 from annotate import services
 from annotate.models import (
     HumanLabel,
+    LabelRetraction,
     LlmLabel,
     ModelVersion,
     Prediction,
@@ -211,3 +213,42 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised_and_re_import_as
         project=copy, stream=io.BytesIO(exported.encode()), name="e.csv"
     )
     assert _rows(copy)["utterances"] == _rows(project)["utterances"]
+
+
+def test_the_csv_writes_the_human_label_that_counts(
+    project, import_bytes, annotator_ann, lead_lena
+):
+    import_bytes(
+        jsonl(
+            {
+                "id": "d1",
+                "turns": [{"speaker": "A", "text": "x"}, {"speaker": "B", "text": "y"}],
+            }
+        )
+    )
+    act = project.tasks.get(name="act")
+    x, y = Utterance.objects.order_by("position")
+    services.label_adjudicate(
+        task=act, utterance_id=x.pk, lead=lead_lena, label="directive"
+    )
+    HumanLabel.objects.create(
+        utterance=x,
+        task=act,
+        label=act.labels.get(value="inform"),
+        annotator=annotator_ann,
+        annotator_name="ann",
+        source="annotation",
+        created_at=timezone.now(),
+    )  # later than the adjudication
+    label = HumanLabel.objects.create(
+        utterance=y,
+        task=act,
+        label=act.labels.get(value="question"),
+        annotator=annotator_ann,
+        annotator_name="ann",
+        source="annotation",
+        created_at=timezone.now(),
+    )
+    LabelRetraction.objects.create(label=label)
+    rows = list(csv.DictReader(io.StringIO(_export(project, "csv").decode())))
+    assert [r["act_human_label"] for r in rows] == ["directive", ""]

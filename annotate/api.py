@@ -20,10 +20,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from . import ratelimit, selectors, services
+from .access import ADMINS, LEADS, get_project_for_user
+from .exports import export_response
 from .forms import ApiImportForm
 from .models import ImportJob
 from .transcripts import TranscriptError
-from .views import ADMINS, LEADS, export_response, get_project_for_user
 
 View = Callable[..., HttpResponseBase]
 

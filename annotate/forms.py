@@ -45,3 +45,39 @@ class ApiImportForm(forms.Form):
     file = forms.FileField()
     format = forms.ChoiceField(choices=ImportJob.Format.choices, required=False)
     update = forms.BooleanField(required=False)
+
+
+class IdListField(forms.Field):
+    """Every value a field name was posted with, as item ids (values that are not are dropped)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[int]:
+        return [int(v) for v in value or [] if str(v).isdigit()]
+
+
+class SubmitForm(forms.Form):
+    """An annotator's answer: the label and the key that makes resending it safe."""
+
+    label = forms.CharField(max_length=100)
+    submission_key = forms.CharField(max_length=100)
+    showing = IdListField(
+        required=False
+    )  # the items the page shows (not to fetch again)
+
+
+class ShowingForm(forms.Form):
+    """Skip, flag: the items the page shows, and a flag's comment."""
+
+    showing = IdListField(required=False)
+    comment = forms.CharField(required=False, max_length=2000)
+
+
+class ItemsForm(forms.Form):
+    """Renew, release: the items the page holds."""
+
+    item = IdListField(required=False)
+
+
+class AdjudicateForm(forms.Form):
+    label = forms.CharField(max_length=100)

@@ -53,6 +53,7 @@ from .queue import (
     queue_renew,
     queue_skip,
     queue_sync,
+    queue_workspace,
 )
 from .scoring import predictions_store
 from .training import (
@@ -93,6 +94,7 @@ __all__ = [
     "queue_renew",
     "queue_skip",
     "queue_sync",
+    "queue_workspace",
     "selectors",
     "soft_labels_refresh",
     "training_run_execute",

@@ -192,3 +192,30 @@ def queue_skip(*, item_id: int, annotator: User) -> None:
         return
     QueueSkip.objects.get_or_create(item=item, annotator=annotator)
     queue_release(item_id=item_id, annotator=annotator)
+
+
+def queue_workspace(
+    *, task: LabelTask, annotator: User, wanted: int | None = None
+) -> tuple[QueueItem | None, QueueItem | None]:
+    """The two items the annotator's workspace shows: the current one and the next, claimed
+    ahead so that the flow never waits. The current one is `wanted` when the annotator still
+    holds it open (the item an undo gave back), else their next claim. Any other claim of
+    theirs on the task is let go (a page left open elsewhere)."""
+    current = None
+    if wanted is not None:
+        current = QueueItem.objects.filter(
+            pk=wanted, task=task, claimed_by=annotator, open=True
+        ).first()
+    current = current or queue_claim(task=task, annotator=annotator)
+    ahead = (
+        queue_claim(task=task, annotator=annotator, exclude=[current.pk])
+        if current
+        else None
+    )
+    shown = [i.pk for i in (current, ahead) if i is not None]
+    others = QueueItem.objects.filter(task=task, claimed_by=annotator).exclude(
+        pk__in=shown
+    )
+    for pk in others.values_list("pk", flat=True):
+        queue_release(item_id=pk, annotator=annotator)
+    return current, ahead

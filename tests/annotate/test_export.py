@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from annotate import services
+from annotate.exports import export_response
 from annotate.models import (
     HumanLabel,
     LabelRetraction,
@@ -20,7 +21,6 @@ from annotate.models import (
     TrainingRun,
     Utterance,
 )
-from annotate.views import export_response
 from tests.conftest import TASKS, jsonl
 
 

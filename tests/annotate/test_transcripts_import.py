@@ -637,7 +637,7 @@ def test_the_worked_examples_in_docs_import(import_bytes):
 
 
 def test_the_jsonl_examples_and_an_export_follow_the_json_schema(project, import_bytes):
-    from annotate.views import export_response
+    from annotate.exports import export_response
 
     schema = json.loads((DOCS / "transcript.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(schema)

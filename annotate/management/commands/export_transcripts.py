@@ -7,8 +7,8 @@ from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotate.exports import export_response
 from annotate.models import Project
-from annotate.views import export_response
 
 
 class Command(BaseCommand):

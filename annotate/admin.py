@@ -91,8 +91,11 @@ class LabelTaskAdmin(admin.ModelAdmin):
         allowed = set(_admin_projects(request).values_list("pk", flat=True))
         for task in queryset.select_related("project"):
             if task.project_id not in allowed:
-                self.message_user(request, f"{task}: you are not an admin of this project",
-                                  messages.ERROR)  # fmt: skip
+                self.message_user(
+                    request,
+                    f"{task}: you are not an admin of this project",
+                    messages.ERROR,
+                )
                 continue
             try:
                 run = services.llm_run_request(task=task, requested_by=request.user)  # type: ignore[arg-type]
@@ -113,8 +116,20 @@ class LlmFailureInline(admin.TabularInline):
 
 @admin.register(LlmRun)
 class LlmRunAdmin(admin.ModelAdmin):
-    list_display = ("pk", "task", "model", "status", "done", "failed", "total", "requests",
-                    "prompt_tokens", "completion_tokens", "seconds", "created_at")  # fmt: skip
+    list_display = (
+        "pk",
+        "task",
+        "model",
+        "status",
+        "done",
+        "failed",
+        "total",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "seconds",
+        "created_at",
+    )
     list_filter = ("status", "task")
     readonly_fields = tuple(f.name for f in LlmRun._meta.fields)
     inlines = (LlmFailureInline,)
@@ -198,8 +213,15 @@ class SoftLabelAdmin(admin.ModelAdmin):
 class HumanLabelAdmin(admin.ModelAdmin):
     """Human labels are history: they can be read, never edited or deleted."""
 
-    list_display = ("utterance", "task", "label", "annotator", "annotator_name", "source",
-                    "created_at")  # fmt: skip
+    list_display = (
+        "utterance",
+        "task",
+        "label",
+        "annotator",
+        "annotator_name",
+        "source",
+        "created_at",
+    )
     list_filter = ("task", "source")
     raw_id_fields = ("utterance", "annotator")
     list_select_related = ("utterance", "task", "label", "annotator", "task__project")
@@ -219,8 +241,15 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("task", "version", "is_active", "pinned", "scored_at", "files_deleted_at",
-                    "created_at")  # fmt: skip
+    list_display = (
+        "task",
+        "version",
+        "is_active",
+        "pinned",
+        "scored_at",
+        "files_deleted_at",
+        "created_at",
+    )
     list_filter = ("task", "is_active", "pinned")
     # A pinned version keeps its checkpoints (annotate/retention.py).
     list_editable = ("pinned",)
@@ -243,12 +272,35 @@ class PredictionAdmin(admin.ModelAdmin):
 class ImportJobAdmin(admin.ModelAdmin):
     """Upload a transcript file; a worker imports it while the page shows its progress."""
 
-    list_display = ("pk", "original_name", "project", "status", "created", "updated", "skipped",
-                    "utterances", "created_at")  # fmt: skip
+    list_display = (
+        "pk",
+        "original_name",
+        "project",
+        "status",
+        "created",
+        "updated",
+        "skipped",
+        "utterances",
+        "created_at",
+    )
     list_filter = ("status", "project")
-    readonly_fields = ("project", "original_name", "format", "update_existing", "status",
-                       "created", "updated", "skipped", "utterances", "error", "created_by",
-                       "created_at", "started_at", "finished_at", "file")  # fmt: skip
+    readonly_fields = (
+        "project",
+        "original_name",
+        "format",
+        "update_existing",
+        "status",
+        "created",
+        "updated",
+        "skipped",
+        "utterances",
+        "error",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "file",
+    )
     change_form_template = "admin/annotate/importjob/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ImportJob]:
@@ -273,10 +325,13 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         return [
-            path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view),
-                 name="annotate_importjob_progress"),
+            path(
+                "<int:pk>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="annotate_importjob_progress",
+            ),
             *super().get_urls(),
-        ]  # fmt: skip
+        ]
 
     def add_view(
         self,
@@ -319,9 +374,12 @@ class ImportJobAdmin(admin.ModelAdmin):
         )
 
     def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "",
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
         extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:  # fmt: skip
+    ) -> HttpResponse:
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
         return super().change_view(
             request,
@@ -340,8 +398,18 @@ def _progress_context(job: ImportJob) -> dict[str, Any]:
 
 @admin.register(QueueItem)
 class QueueItemAdmin(admin.ModelAdmin):
-    list_display = ("utterance", "task", "trust", "trust_source", "trust_version", "required",
-                    "answers", "open", "claimed_by", "lease_until")  # fmt: skip
+    list_display = (
+        "utterance",
+        "task",
+        "trust",
+        "trust_source",
+        "trust_version",
+        "required",
+        "answers",
+        "open",
+        "claimed_by",
+        "lease_until",
+    )
     list_filter = ("task", "open", "trust_source")
     raw_id_fields = ("utterance", "claimed_by", "trust_version")
 

@@ -92,9 +92,22 @@ def scores_from_pairs(
             matrix[index[ref]][index[pred]] += count
     n = sum(map(sum, matrix))
     if n == 0:
-        return Scores(n=0, accuracy=None, macro_f1=None, confusion=matrix,
-                      per_class=[{"label": name, "precision": None, "recall": None, "f1": None, "support": 0}
-                                 for name in names])  # fmt: skip
+        return Scores(
+            n=0,
+            accuracy=None,
+            macro_f1=None,
+            confusion=matrix,
+            per_class=[
+                {
+                    "label": name,
+                    "precision": None,
+                    "recall": None,
+                    "f1": None,
+                    "support": 0,
+                }
+                for name in names
+            ],
+        )
     per_class, f1s = [], []
     for c, name in enumerate(names):
         tp = matrix[c][c]
@@ -102,8 +115,11 @@ def scores_from_pairs(
         support = sum(matrix[c])
         precision = tp / predicted if predicted else None
         recall = tp / support if support else None
-        f1 = (2 * precision * recall / (precision + recall)
-              if precision and recall else 0.0)  # fmt: skip
+        f1 = (
+            2 * precision * recall / (precision + recall)
+            if precision and recall
+            else 0.0
+        )
         if support or predicted:
             f1s.append(f1)
         per_class.append(
@@ -116,8 +132,13 @@ def scores_from_pairs(
             }
         )
     accuracy = sum(matrix[c][c] for c in range(size)) / n
-    return Scores(n=n, accuracy=accuracy, macro_f1=sum(f1s) / len(f1s) if f1s else None,
-                  per_class=per_class, confusion=matrix)  # fmt: skip
+    return Scores(
+        n=n,
+        accuracy=accuracy,
+        macro_f1=sum(f1s) / len(f1s) if f1s else None,
+        per_class=per_class,
+        confusion=matrix,
+    )
 
 
 def _labels(task: LabelTask) -> tuple[list[int], list[str]]:
@@ -143,7 +164,7 @@ def llm_accuracy(*, task: LabelTask) -> dict[str, Any]:
         f"JOIN {_table(LlmLabel)} l ON l.utterance_id = r.utterance_id AND l.task_id = %s "
         "GROUP BY l.prompt, l.model, r.label_id, l.label_id",
         (*params, task.pk, task.pk),
-    ):  # fmt: skip
+    ):
         if kind == "ensemble":
             pairs[(r, p)] = n
         else:
@@ -151,9 +172,14 @@ def llm_accuracy(*, task: LabelTask) -> dict[str, Any]:
             counts[0] += n
             counts[1] += n if r == p else 0
     per_prompt = [
-        {"prompt": prompt or "(answer)", "model": model, "n": n, "accuracy": right / n if n else None}
+        {
+            "prompt": prompt or "(answer)",
+            "model": model,
+            "n": n,
+            "accuracy": right / n if n else None,
+        }
         for (prompt, model), (n, right) in sorted(prompts.items())
-    ]  # fmt: skip
+    ]
     ensemble = scores_from_pairs(pairs, label_ids, names)
     return {
         "ensemble": ensemble,
@@ -181,12 +207,14 @@ def student_accuracy(*, task: LabelTask) -> list[dict[str, Any]]:
             else version.created_at
         )
         pairs = {
-            (r, p): n for r, p, n in _rows(
+            (r, p): n
+            for r, p, n in _rows(
                 f"SELECT r.label_id, p.label_id, COUNT(*) FROM ({ref}) r JOIN {_table(Prediction)} p "
                 "ON p.utterance_id = r.utterance_id AND p.model_version_id = %s "
                 "WHERE r.created_at > %s GROUP BY r.label_id, p.label_id",
-                (*params, version.pk, since))
-        }  # fmt: skip
+                (*params, version.pk, since),
+            )
+        }
         out.append(
             {"version": version, "scores": scores_from_pairs(pairs, label_ids, names)}
         )
@@ -197,12 +225,25 @@ def trust_calibration(*, task: LabelTask, bins: int = 10) -> dict[str, Any]:
     """Reliability of past trust scores: the trust an item had when its human label arrived,
     against whether the LLM label shown then was right. Bins of equal width; ECE."""
     rows = (
-        HumanLabel.objects.filter(task=task, source="annotation", retraction__isnull=True,
-                                  trust__isnull=False, llm_label__isnull=False)
-        .annotate(bin=Cast(Floor(F("trust") * bins), IntegerField()),
-                  right=Case(When(label_id=F("llm_label_id"), then=1.0), default=0.0, output_field=FloatField()))
-        .values("bin").annotate(n=Count("pk"), trust=Avg("trust"), accuracy=Avg("right")).order_by("bin")
-    )  # fmt: skip
+        HumanLabel.objects.filter(
+            task=task,
+            source="annotation",
+            retraction__isnull=True,
+            trust__isnull=False,
+            llm_label__isnull=False,
+        )
+        .annotate(
+            bin=Cast(Floor(F("trust") * bins), IntegerField()),
+            right=Case(
+                When(label_id=F("llm_label_id"), then=1.0),
+                default=0.0,
+                output_field=FloatField(),
+            ),
+        )
+        .values("bin")
+        .annotate(n=Count("pk"), trust=Avg("trust"), accuracy=Avg("right"))
+        .order_by("bin")
+    )
     merged: dict[int, dict[str, float]] = {}
     for row in rows:
         b = min(int(row["bin"]), bins - 1)  # trust 1.0 belongs to the last bin
@@ -211,9 +252,17 @@ def trust_calibration(*, task: LabelTask, bins: int = 10) -> dict[str, Any]:
         slot["trust_sum"] += row["trust"] * row["n"]
         slot["right_sum"] += row["accuracy"] * row["n"]
     total = sum(s["n"] for s in merged.values())
-    table = [{"bin": b, "low": b / bins, "high": (b + 1) / bins, "n": int(s["n"]),
-              "trust": s["trust_sum"] / s["n"], "accuracy": s["right_sum"] / s["n"]}
-             for b, s in sorted(merged.items())]  # fmt: skip
+    table = [
+        {
+            "bin": b,
+            "low": b / bins,
+            "high": (b + 1) / bins,
+            "n": int(s["n"]),
+            "trust": s["trust_sum"] / s["n"],
+            "accuracy": s["right_sum"] / s["n"],
+        }
+        for b, s in sorted(merged.items())
+    ]
     ece = (
         sum(r["n"] / total * abs(r["accuracy"] - r["trust"]) for r in table)
         if total
@@ -229,10 +278,15 @@ def remaining_errors(*, task: LabelTask) -> dict[str, Any]:
     has_llm = Exists(
         SoftLabel.objects.filter(task=task, utterance_id=OuterRef("utterance_id"))
     )
-    agg = QueueItem.objects.filter(task=task, open=True, answers=0).filter(has_llm).aggregate(
-        n=Count("pk"), wrong=Sum(1.0 - F("trust"), output_field=FloatField()),
-        variance=Sum(F("trust") * (1.0 - F("trust")), output_field=FloatField()),
-    )  # fmt: skip
+    agg = (
+        QueueItem.objects.filter(task=task, open=True, answers=0)
+        .filter(has_llm)
+        .aggregate(
+            n=Count("pk"),
+            wrong=Sum(1.0 - F("trust"), output_field=FloatField()),
+            variance=Sum(F("trust") * (1.0 - F("trust")), output_field=FloatField()),
+        )
+    )
     n, wrong, variance = agg["n"] or 0, agg["wrong"] or 0.0, agg["variance"] or 0.0
     band = 1.96 * math.sqrt(variance)
     return {
@@ -251,8 +305,9 @@ def burndown(*, task: LabelTask) -> list[dict[str, Any]]:
         f"SELECT date(f.first_at), COUNT(*) FROM (SELECT h.utterance_id, MIN(h.created_at) AS first_at "
         f"FROM {_table(HumanLabel)} h WHERE h.task_id = %s AND NOT EXISTS "
         f"(SELECT 1 FROM {_table(LabelRetraction)} x WHERE x.label_id = h.id) GROUP BY h.utterance_id) f "
-        "GROUP BY date(f.first_at) ORDER BY date(f.first_at)", (task.pk,)
-    )  # fmt: skip
+        "GROUP BY date(f.first_at) ORDER BY date(f.first_at)",
+        (task.pk,),
+    )
     out, done = [], 0
     for day, labelled in rows:
         done += labelled
@@ -273,22 +328,34 @@ def annotator_stats(*, task: LabelTask) -> list[dict[str, Any]]:
         task=task, source="annotation", retraction__isnull=True
     )
     hours = dict(
-        base.annotate(hour=TruncHour("created_at")).values("annotator_id")
-        .annotate(h=Count("hour", distinct=True)).values_list("annotator_id", "h")
-    )  # fmt: skip
+        base.annotate(hour=TruncHour("created_at"))
+        .values("annotator_id")
+        .annotate(h=Count("hour", distinct=True))
+        .values_list("annotator_id", "h")
+    )
     rows = (
         base.values("annotator_id", "annotator_name")
-        .annotate(n=Count("pk"), shown=Count("pk", filter=Q(llm_label__isnull=False)),
-                  accepted=Count("pk", filter=Q(label_id=F("llm_label_id"))),
-                  last=Max("created_at"))
+        .annotate(
+            n=Count("pk"),
+            shown=Count("pk", filter=Q(llm_label__isnull=False)),
+            accepted=Count("pk", filter=Q(label_id=F("llm_label_id"))),
+            last=Max("created_at"),
+        )
         .order_by("annotator_name")
-    )  # fmt: skip
+    )
     return [
-        {"annotator": r["annotator_name"], "labels": r["n"], "active_hours": hours.get(r["annotator_id"], 0),
-         "per_hour": r["n"] / hours[r["annotator_id"]] if hours.get(r["annotator_id"]) else None,
-         "accepted_share": r["accepted"] / r["shown"] if r["shown"] else None, "last": r["last"]}
+        {
+            "annotator": r["annotator_name"],
+            "labels": r["n"],
+            "active_hours": hours.get(r["annotator_id"], 0),
+            "per_hour": r["n"] / hours[r["annotator_id"]]
+            if hours.get(r["annotator_id"])
+            else None,
+            "accepted_share": r["accepted"] / r["shown"] if r["shown"] else None,
+            "last": r["last"],
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def cohen_kappa(matrix: dict[tuple[int, int], int]) -> float | None:
@@ -322,8 +389,9 @@ def agreement(*, task: LabelTask) -> dict[str, Any]:
         "AND b.annotator_id > a.annotator_id "
         "WHERE a.task_id = %s AND a.source = 'annotation' AND b.source = 'annotation' "
         f"AND {live.format(t='a')} AND {live.format(t='b')} "
-        "GROUP BY a.annotator_name, b.annotator_name, a.label_id, b.label_id", (task.pk,)
-    ):  # fmt: skip
+        "GROUP BY a.annotator_name, b.annotator_name, a.label_id, b.label_id",
+        (task.pk,),
+    ):
         pairs[(a, b)][(la, lb)] += n
     versus: dict[str, dict[tuple[int, int], int]] = defaultdict(
         lambda: defaultdict(int)
@@ -333,15 +401,20 @@ def agreement(*, task: LabelTask) -> dict[str, Any]:
         f"JOIN {labels} d ON d.utterance_id = a.utterance_id AND d.task_id = a.task_id "
         "AND d.source = 'adjudication' "
         f"WHERE a.task_id = %s AND a.source = 'annotation' AND {live.format(t='a')} "
-        "GROUP BY a.annotator_name, a.label_id, d.label_id", (task.pk,)
-    ):  # fmt: skip
+        "GROUP BY a.annotator_name, a.label_id, d.label_id",
+        (task.pk,),
+    ):
         versus[name][(label, decided)] += n
     return {
-        "pairs": [{"a": a, "b": b, "items": sum(m.values()), "kappa": cohen_kappa(m)}
-                  for (a, b), m in sorted(pairs.items())],
-        "adjudicated": [{"annotator": a, "items": sum(m.values()), "kappa": cohen_kappa(m)}
-                        for a, m in sorted(versus.items())],
-    }  # fmt: skip
+        "pairs": [
+            {"a": a, "b": b, "items": sum(m.values()), "kappa": cohen_kappa(m)}
+            for (a, b), m in sorted(pairs.items())
+        ],
+        "adjudicated": [
+            {"annotator": a, "items": sum(m.values()), "kappa": cohen_kappa(m)}
+            for a, m in sorted(versus.items())
+        ],
+    }
 
 
 DASHBOARD_FRESH_S = 60
@@ -374,11 +447,15 @@ def dashboard_compute(*, task: LabelTask) -> dict[str, Any]:
     """Compute every figure of the task now and store the snapshot."""
     key = _dashboard_key(task)
     data = {
-        "llm": llm_accuracy(task=task), "student": student_accuracy(task=task),
-        "trust": trust_calibration(task=task), "remaining": remaining_errors(task=task),
-        "burndown": burndown(task=task), "annotators": annotator_stats(task=task),
-        "agreement": agreement(task=task), "computed_at": timezone.now(),
-    }  # fmt: skip
+        "llm": llm_accuracy(task=task),
+        "student": student_accuracy(task=task),
+        "trust": trust_calibration(task=task),
+        "remaining": remaining_errors(task=task),
+        "burndown": burndown(task=task),
+        "annotators": annotator_stats(task=task),
+        "agreement": agreement(task=task),
+        "computed_at": timezone.now(),
+    }
     cache.set(key, data, timeout=DASHBOARD_KEEP_S)
     cache.delete(f"{key}:refreshing")
     return data

@@ -129,9 +129,12 @@ class ChatClient:
             {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
         )
         self.http = httpx.Client(
-            base_url=settings.base_url.rstrip("/"), headers=headers, timeout=settings.timeout,
-            transport=transport, limits=httpx.Limits(max_connections=max(settings.concurrency, 1)),
-        )  # fmt: skip
+            base_url=settings.base_url.rstrip("/"),
+            headers=headers,
+            timeout=settings.timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max(settings.concurrency, 1)),
+        )
         self.limiter = RateLimiter(settings.requests_per_second)
         self.usage = Usage()
         self.logprobs = settings.logprobs
@@ -142,9 +145,11 @@ class ChatClient:
     def complete(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         """The endpoint's JSON response to `messages`, retrying transient failures."""
         body: dict[str, Any] = {
-            "model": self.settings.model, "messages": messages,
-            "temperature": self.settings.temperature, "max_tokens": 60,
-        }  # fmt: skip
+            "model": self.settings.model,
+            "messages": messages,
+            "temperature": self.settings.temperature,
+            "max_tokens": 60,
+        }
         if self.settings.samples > 1:
             body["n"] = self.settings.samples
             body["temperature"] = max(self.settings.temperature, 0.7)
@@ -169,8 +174,10 @@ class ChatClient:
                         error, wait = "the response body is not JSON", delay
                     else:
                         usage = data.get("usage") or {}
-                        self.usage.add(prompt=int(usage.get("prompt_tokens") or 0),
-                                       completion=int(usage.get("completion_tokens") or 0))  # fmt: skip
+                        self.usage.add(
+                            prompt=int(usage.get("prompt_tokens") or 0),
+                            completion=int(usage.get("completion_tokens") or 0),
+                        )
                         return data
                 elif (
                     response.status_code == 400

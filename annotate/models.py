@@ -325,9 +325,12 @@ class HumanLabel(models.Model):
     )
     created_at = models.DateTimeField()
     submission_key = models.CharField(
-        max_length=80, null=True, blank=True, unique=True,
+        max_length=80,
+        null=True,
+        blank=True,
+        unique=True,
         help_text="Client key of the submit (item and attempt): a resent submit is stored once.",
-    )  # fmt: skip
+    )
     # What the annotator was shown, kept for the trust calibration and LLM accuracy dashboards.
     llm_label = models.ForeignKey(
         Label, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -387,9 +390,10 @@ class TrainingRun(models.Model):
         null=True, blank=True, help_text="Last sign of life of the worker training it."
     )
     nudged_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="When its Celery message was last sent (the sweeper sends a lost one again).",
-    )  # fmt: skip
+    )
 
     class Meta:
         constraints: ClassVar = [
@@ -432,9 +436,10 @@ class ModelVersion(models.Model):
         null=True, blank=True, help_text="When scoring the pool with it finished."
     )
     scoring_heartbeat_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Last sign of life of the scoring (or when the sweeper last sent it again).",
-    )  # fmt: skip
+    )
     files_deleted_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -533,9 +538,10 @@ class ImportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     nudged_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="When its Celery message was last sent (the sweeper sends a lost one again).",
-    )  # fmt: skip
+    )
     attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Times a worker started it (a worker that died counts)."
     )
@@ -591,9 +597,10 @@ class LlmRun(models.Model):
     error = models.TextField(blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     nudged_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="When its Celery message was last sent (the sweeper sends a lost one again).",
-    )  # fmt: skip
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
@@ -668,9 +675,13 @@ class QueueItem(models.Model):
         max_length=16, choices=TrustSource.choices, default=TrustSource.HEURISTIC
     )
     trust_version = models.ForeignKey(
-        "ModelVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "ModelVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="The model version whose signals produced the trust (none: LLM signals only).",
-    )  # fmt: skip
+    )
     required = models.PositiveSmallIntegerField(default=1)
     answers = models.PositiveSmallIntegerField(default=0)
     open = models.BooleanField(default=True)
@@ -699,10 +710,13 @@ class QueueItem(models.Model):
         ]
         indexes: ClassVar = [
             # The queue's one query: open items of a task by trust (annotate/queue.md).
-            models.Index(fields=["task", "trust", "id"], condition=Q(open=True),
-                         name="queueitem_open_by_trust"),
+            models.Index(
+                fields=["task", "trust", "id"],
+                condition=Q(open=True),
+                name="queueitem_open_by_trust",
+            ),
             models.Index(fields=["claimed_by", "lease_until"], name="queueitem_claims"),
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"queue item {self.pk} (utterance {self.utterance_id}, trust {self.trust:.2f})"
@@ -766,9 +780,12 @@ class Flag(models.Model):
 
     class Meta:
         indexes: ClassVar = [
-            models.Index(fields=["task", "created_at"], condition=Q(resolved_at__isnull=True),
-                         name="flag_open"),
-        ]  # fmt: skip
+            models.Index(
+                fields=["task", "created_at"],
+                condition=Q(resolved_at__isnull=True),
+                name="flag_open",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"flag on utterance {self.utterance_id}: {self.comment[:40]}"

@@ -87,15 +87,19 @@ def project_overview(
             Exists(HumanLabel.objects.filter(utterance=OuterRef("pk"), task=task)),
             dialogue__project=project,
         ).count()
-        rows.append({
-            "task": task,
-            "labels": list(task.labels.all()),
-            "utterances": n_utterances,
-            "llm_labelled": task.soft_labels.count(),
-            "human_labelled": human,
-            "queue_left": _open_items(task),
-            "progress": annotator_progress(task=task, user=user, total=True) if user else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": task,
+                "labels": list(task.labels.all()),
+                "utterances": n_utterances,
+                "llm_labelled": task.soft_labels.count(),
+                "human_labelled": human,
+                "queue_left": _open_items(task),
+                "progress": annotator_progress(task=task, user=user, total=True)
+                if user
+                else None,
+            }
+        )
     return rows
 
 
@@ -176,17 +180,30 @@ def _records_for(
     for utt_id, task_id, prompt, model, label_id, confidence, distribution in (
         LlmLabel.objects.filter(utterance__dialogue_id__in=ids)
         .order_by("utterance_id", "task_id", "prompt", "model")
-        .values_list("utterance_id", "task_id", "prompt", "model", "label_id", "confidence",
-                     "distribution")
-    ):  # fmt: skip
+        .values_list(
+            "utterance_id",
+            "task_id",
+            "prompt",
+            "model",
+            "label_id",
+            "confidence",
+            "distribution",
+        )
+    ):
         answer = LlmAnswer(prompt, model, labels[label_id][1], confidence, distribution)
         turns[utt_id].llm.setdefault(task_names[task_id], []).append(answer)
     for utt_id, task_id, label_id, name, username, created_at in (
         HumanLabel.objects.filter(utterance__dialogue_id__in=ids)
         .order_by("utterance_id", "task_id", "created_at", "pk")
-        .values_list("utterance_id", "task_id", "label_id", "annotator_name",
-                     "annotator__username", "created_at")
-    ):  # fmt: skip
+        .values_list(
+            "utterance_id",
+            "task_id",
+            "label_id",
+            "annotator_name",
+            "annotator__username",
+            "created_at",
+        )
+    ):
         human = HumanAnswer(labels[label_id][1], name or username or "", created_at)
         turns[utt_id].human.setdefault(task_names[task_id], []).append(human)
     for utt_id, task_id, label_id in reference_labels(
@@ -194,11 +211,25 @@ def _records_for(
     ).values_list("utterance_id", "task_id", "label_id"):
         turns[utt_id].reference[task_names[task_id]] = labels[label_id][1]
     predictions: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for utt_id, task_id, version_id, label_id, probabilities, trust, dialogue_id in (
-        Prediction.objects.filter(utterance__dialogue_id__in=ids, model_version_id__in=versions)
-        .values_list("utterance_id", "task_id", "model_version_id", "label_id", "probabilities",
-                     "trust", "utterance__dialogue_id")
-    ):  # fmt: skip
+    for (
+        utt_id,
+        task_id,
+        version_id,
+        label_id,
+        probabilities,
+        trust,
+        dialogue_id,
+    ) in Prediction.objects.filter(
+        utterance__dialogue_id__in=ids, model_version_id__in=versions
+    ).values_list(
+        "utterance_id",
+        "task_id",
+        "model_version_id",
+        "label_id",
+        "probabilities",
+        "trust",
+        "utterance__dialogue_id",
+    ):
         predictions[dialogue_id].setdefault(turns[utt_id].position, {})[
             task_names[task_id]
         ] = {
@@ -278,15 +309,19 @@ def training_examples(
             )
         )
         utterances = utterances.filter(dialogue_id__in=dialogue_ids)
-    rows = list(utterances.order_by("dialogue_id", "position").values_list(
-        "pk", "dialogue_id", "position", "speaker", "text"))  # fmt: skip
+    rows = list(
+        utterances.order_by("dialogue_id", "position").values_list(
+            "pk", "dialogue_id", "position", "speaker", "text"
+        )
+    )
     ids = [r[0] for r in rows]
     llm: dict[int, list[tuple[float, ...]]] = defaultdict(list)
     for chunk in _chunks(ids, 5000):
         for utterance_id, dist in (
             LlmLabel.objects.filter(task=task, utterance_id__in=chunk)
-            .order_by("utterance_id", "prompt", "model").values_list("utterance_id", "distribution")
-        ):  # fmt: skip
+            .order_by("utterance_id", "prompt", "model")
+            .values_list("utterance_id", "distribution")
+        ):
             llm[utterance_id].append(tuple(float(dist.get(v, 0.0)) for v in labels))
     human: dict[int, int] = {}
     for chunk in _chunks(ids, 5000):
@@ -295,10 +330,16 @@ def training_examples(
         ).values_list("utterance_id", "label_id"):
             human[utterance_id] = index[label_id]
     examples = [
-        Example(str(dialogue_id), position, speaker, text, llm=tuple(llm.get(pk, ())),
-                human=human.get(pk))
+        Example(
+            str(dialogue_id),
+            position,
+            speaker,
+            text,
+            llm=tuple(llm.get(pk, ())),
+            human=human.get(pk),
+        )
         for pk, dialogue_id, position, speaker, text in rows
-    ]  # fmt: skip
+    ]
     out = with_context(
         examples,
         settings.LEARNER_CONTEXT_TURNS if context_turns is None else context_turns,
@@ -313,8 +354,9 @@ def training_example_ids(*, task: LabelTask) -> list[int]:
     """Utterance ids in the order `training_examples(task=task)` returns them."""
     return list(
         Utterance.objects.filter(dialogue__project_id=task.project_id)
-        .order_by("dialogue_id", "position").values_list("pk", flat=True)
-    )  # fmt: skip
+        .order_by("dialogue_id", "position")
+        .values_list("pk", flat=True)
+    )
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
@@ -398,11 +440,18 @@ def review_rows(*, task: LabelTask) -> list[dict[str, Any]]:
             "utterance_id", flat=True
         )
     )
-    disputed = set(
-        HumanLabel.objects.filter(task=task, source="annotation", retraction__isnull=True)
-        .values("utterance_id").annotate(n=Count("label", distinct=True)).filter(n__gt=1)
-        .values_list("utterance_id", flat=True)
-    ) - adjudicated  # fmt: skip
+    disputed = (
+        set(
+            HumanLabel.objects.filter(
+                task=task, source="annotation", retraction__isnull=True
+            )
+            .values("utterance_id")
+            .annotate(n=Count("label", distinct=True))
+            .filter(n__gt=1)
+            .values_list("utterance_id", flat=True)
+        )
+        - adjudicated
+    )
     ids = sorted(flagged | disputed)
     labels: dict[int, list[HumanLabel]] = defaultdict(list)
     for h in (
@@ -426,7 +475,12 @@ def review_rows(*, task: LabelTask) -> list[dict[str, Any]]:
         ).select_related("label")
     }
     return [
-        {"utterance": utterances[pk], "labels": labels[pk], "flags": flags[pk], "suggestion": soft.get(pk),
-         "reason": "flagged" if pk in flagged else "disagreement"}
+        {
+            "utterance": utterances[pk],
+            "labels": labels[pk],
+            "flags": flags[pk],
+            "suggestion": soft.get(pk),
+            "reason": "flagged" if pk in flagged else "disagreement",
+        }
         for pk in ids
-    ]  # fmt: skip
+    ]

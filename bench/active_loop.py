@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--database-url", default="", help="default: SQLite in a temporary directory"
     )
     p.add_argument("--out", type=Path)
-    return p.parse_args(argv)  # fmt: skip
+    return p.parse_args(argv)
 
 
 def import_lines(
@@ -85,8 +85,10 @@ def import_lines(
         turns = []
         for turn in dialogue:
             prompts = llm.get((turn.dialogue_id, turn.position), {})
-            answers = [{"prompt": p, "distribution": dict(zip(labels, dist, strict=True))}
-                       for p, dist in sorted(prompts.items())]  # fmt: skip
+            answers = [
+                {"prompt": p, "distribution": dict(zip(labels, dist, strict=True))}
+                for p, dist in sorted(prompts.items())
+            ]
             turns.append(
                 {
                     "speaker": turn.speaker,
@@ -99,12 +101,22 @@ def import_lines(
 
 
 def setup_django(args: argparse.Namespace, data_dir: str) -> None:
-    os.environ |= {"DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "true",
-                   "PARLEY_DATA_DIR": data_dir, "DATABASE_URL": args.database_url,
-                   "LEARNER_BACKBONE": args.backbone, "LEARNER_EPOCHS": str(args.epochs),
-                   "LEARNER_OBJECTIVE": args.objective, "LEARNER_PRECISION": args.precision, "PARLEY_TRUST_FOLDS": str(args.folds),
-                   "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human), "PARLEY_OVERLAP_FRACTION": "0",
-                   "PARLEY_RETRAIN_EVERY": str(10**9), "REDIS_URL": "", "CELERY_BROKER_URL": "memory://"}  # fmt: skip
+    os.environ |= {
+        "DJANGO_SETTINGS_MODULE": "annotate.settings",
+        "DJANGO_DEBUG": "true",
+        "PARLEY_DATA_DIR": data_dir,
+        "DATABASE_URL": args.database_url,
+        "LEARNER_BACKBONE": args.backbone,
+        "LEARNER_EPOCHS": str(args.epochs),
+        "LEARNER_OBJECTIVE": args.objective,
+        "LEARNER_PRECISION": args.precision,
+        "PARLEY_TRUST_FOLDS": str(args.folds),
+        "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human),
+        "PARLEY_OVERLAP_FRACTION": "0",
+        "PARLEY_RETRAIN_EVERY": str(10**9),
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "memory://",
+    }
     import django
 
     django.setup()
@@ -153,13 +165,20 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     project = services.project_create(
         name="Loop", slug="loop", tasks={args.task: labels}
     )
-    services.transcripts_import(project=project, stream=io.BytesIO(import_lines(pool, llm, labels, args.task)),
-                                name="pool.jsonl")  # fmt: skip
+    services.transcripts_import(
+        project=project,
+        stream=io.BytesIO(import_lines(pool, llm, labels, args.task)),
+        name="pool.jsonl",
+    )
     task = project.tasks.get(name=args.task)
     services.queue_sync(task=task)
     gold = {(t.dialogue_id, t.position): t.gold[args.task] for d in pool for t in d}
-    utterance_gold = {pk: gold[(ext, pos)] for pk, ext, pos in
-                      Utterance.objects.values_list("pk", "dialogue__external_id", "position")}  # fmt: skip
+    utterance_gold = {
+        pk: gold[(ext, pos)]
+        for pk, ext, pos in Utterance.objects.values_list(
+            "pk", "dialogue__external_id", "position"
+        )
+    }
     llm_label = dict(
         SoftLabel.objects.filter(task=task).values_list("utterance_id", "label__value")
     )
@@ -173,8 +192,11 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
 
     annotators = [get_user_model().objects.create(username=f"sim{i}") for i in range(4)]
-    print(f"# {args.strategy}: pool {len(utterance_gold)} utterances, LLM error rate {error_rate:.4f}, "
-          f"{per_round} answers per round, {args.rounds} rounds, eval {len(eval_gold)}", flush=True)  # fmt: skip
+    print(
+        f"# {args.strategy}: pool {len(utterance_gold)} utterances, LLM error rate {error_rate:.4f}, "
+        f"{per_round} answers per round, {args.rounds} rounds, eval {len(eval_gold)}",
+        flush=True,
+    )
 
     def retrain() -> ModelVersion:
         run = services.training_run_request(task=task)
@@ -224,11 +246,18 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             item = services.queue_claim(task=task, annotator=annotator)
             if item is None:
                 break
-            services.label_submit(item_id=item.pk, annotator=annotator, label=utterance_gold[item.utterance_id],
-                                  submission_key=f"{number}-{item.pk}")  # fmt: skip
+            services.label_submit(
+                item_id=item.pk,
+                annotator=annotator,
+                label=utterance_gold[item.utterance_id],
+                submission_key=f"{number}-{item.pk}",
+            )
             answered.append(item.utterance_id)
-        shown = HumanLabel.objects.filter(task=task, utterance_id__in=answered).annotate(
-            shown=F("llm_label__value")).values_list("utterance_id", "trust", "shown")  # fmt: skip
+        shown = (
+            HumanLabel.objects.filter(task=task, utterance_id__in=answered)
+            .annotate(shown=F("llm_label__value"))
+            .values_list("utterance_id", "trust", "shown")
+        )
         trust_at = {pk: t for pk, t, _ in shown}
         found = sum(1 for pk in answered if pk in wrong)
         precision = found / len(answered) if answered else 0.0
@@ -252,18 +281,35 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             Path(version.artifact_path) / "full", device="auto"
         )
         metrics = evaluate(student, eval_examples, eval_gold, labels)
-        row = {"round": number, "answered": len(answered), "wrong_found": found, "queue_precision": precision,
-               "lift": precision / error_rate if error_rate else float("nan"),
-               "pool_accuracy": corrected / len(utterance_gold), "student_accuracy": metrics.accuracy,
-               "student_macro_f1": metrics.macro_f1, "trust_ece": ece, "seconds": time.perf_counter() - started}  # fmt: skip
+        row = {
+            "round": number,
+            "answered": len(answered),
+            "wrong_found": found,
+            "queue_precision": precision,
+            "lift": precision / error_rate if error_rate else float("nan"),
+            "pool_accuracy": corrected / len(utterance_gold),
+            "student_accuracy": metrics.accuracy,
+            "student_macro_f1": metrics.macro_f1,
+            "trust_ece": ece,
+            "seconds": time.perf_counter() - started,
+        }
         rounds.append(row)
-        print(f"round {number}: answered {len(answered)}, LLM wrong {found} → precision {precision:.3f} "
-              f"(lift {row['lift']:.2f}), pool accuracy {row['pool_accuracy']:.4f}, student accuracy "
-              f"{metrics.accuracy:.4f} (macro-F1 {metrics.macro_f1:.4f}), trust ECE {ece:.3f}, "
-              f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
-    report = {"command": " ".join(["python -m bench.active_loop", *(sys.argv[1:])]), "strategy": args.strategy,
-              "task": args.task, "llm_error_rate": error_rate, "pool": len(utterance_gold), "rounds": rounds,
-              "settings": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
+        print(
+            f"round {number}: answered {len(answered)}, LLM wrong {found} → precision {precision:.3f} "
+            f"(lift {row['lift']:.2f}), pool accuracy {row['pool_accuracy']:.4f}, student accuracy "
+            f"{metrics.accuracy:.4f} (macro-F1 {metrics.macro_f1:.4f}), trust ECE {ece:.3f}, "
+            f"{row['seconds']:.0f} s",
+            flush=True,
+        )
+    report = {
+        "command": " ".join(["python -m bench.active_loop", *(sys.argv[1:])]),
+        "strategy": args.strategy,
+        "task": args.task,
+        "llm_error_rate": error_rate,
+        "pool": len(utterance_gold),
+        "rounds": rounds,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -63,11 +63,19 @@ def read_dialogues(path: str | Path) -> list[list[Turn]]:
             try:
                 d = json.loads(line)
                 turns = [
-                    Turn(d["id"], i, t["speaker"], t["text"],
-                         {"act": t["act"], "emotion": t["emotion"],
-                          "sentiment": SENTIMENT_OF[t["emotion"]]})
+                    Turn(
+                        d["id"],
+                        i,
+                        t["speaker"],
+                        t["text"],
+                        {
+                            "act": t["act"],
+                            "emotion": t["emotion"],
+                            "sentiment": SENTIMENT_OF[t["emotion"]],
+                        },
+                    )
                     for i, t in enumerate(d["turns"])
-                ]  # fmt: skip
+                ]
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"{path}:{n}: not a dialogue line ({exc!r})") from exc
             dialogues.append(turns)
@@ -147,10 +155,16 @@ def examples(
             human = (
                 labels.index(t.gold[task]) if t.dialogue_id in human_dialogues else None
             )
-            out.append(Example(
-                t.dialogue_id, t.position, t.speaker, t.text,
-                llm=tuple(tuple(prompts[p]) for p in sorted(prompts)), human=human,
-            ))  # fmt: skip
+            out.append(
+                Example(
+                    t.dialogue_id,
+                    t.position,
+                    t.speaker,
+                    t.text,
+                    llm=tuple(tuple(prompts[p]) for p in sorted(prompts)),
+                    human=human,
+                )
+            )
     return with_context(out, context_turns)
 
 

@@ -51,9 +51,14 @@ def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
     )
 
     call_command("migrate", verbosity=0)
-    project = services.project_create(name="Dashboard bench", slug="dbench",
-                                      tasks={"act": ["inform", "question", "directive", "commissive"],
-                                             "sentiment": ["positive", "negative", "neutral"]})  # fmt: skip
+    project = services.project_create(
+        name="Dashboard bench",
+        slug="dbench",
+        tasks={
+            "act": ["inform", "question", "directive", "commissive"],
+            "sentiment": ["positive", "negative", "neutral"],
+        },
+    )
     path = Path(data_dir) / "pool.jsonl"
     importlib.import_module("bench.import").generate(path, args.utterances)
     started = time.perf_counter()
@@ -73,8 +78,13 @@ def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
     services.membership_set(project=project, user=lead, role=Role.LEAD)
     label_ids = list(task.labels.order_by("order").values_list("pk", flat=True))
     now = timezone.now()
-    run = TrainingRun.objects.create(task=task, status="succeeded", progress=1.0,
-                                     started_at=now - timedelta(days=20), finished_at=now - timedelta(days=20))  # fmt: skip
+    run = TrainingRun.objects.create(
+        task=task,
+        status="succeeded",
+        progress=1.0,
+        started_at=now - timedelta(days=20),
+        finished_at=now - timedelta(days=20),
+    )
     version = ModelVersion.objects.create(
         task=task, run=run, version=1, artifact_path=data_dir, is_active=True
     )
@@ -88,8 +98,16 @@ def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
     predictions = []
     for _, utterance_id, trust in items:
         predicted = soft[utterance_id] if rng.random() < 0.8 else rng.choice(label_ids)
-        predictions.append(Prediction(utterance_id=utterance_id, task=task, model_version=version, trust=trust,
-                                      probabilities=[0.25] * 4, label_id=predicted))  # fmt: skip
+        predictions.append(
+            Prediction(
+                utterance_id=utterance_id,
+                task=task,
+                model_version=version,
+                trust=trust,
+                probabilities=[0.25] * 4,
+                label_id=predicted,
+            )
+        )
     Prediction.objects.bulk_create(predictions, batch_size=5000)
     labelled = rng.sample(items, args.human)
     humans = []
@@ -98,18 +116,47 @@ def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
         answer = shown if rng.random() < max(trust, 0.2) else rng.choice(label_ids)
         at = now - timedelta(days=19) + timedelta(seconds=n * 30)
         who = annotators[n % 8]
-        humans.append(HumanLabel(utterance_id=utterance_id, task=task, label_id=answer, annotator=who,
-                                 annotator_name=who.username, source="annotation", created_at=at,
-                                 llm_label_id=shown, trust=trust, trust_version=version))  # fmt: skip
+        humans.append(
+            HumanLabel(
+                utterance_id=utterance_id,
+                task=task,
+                label_id=answer,
+                annotator=who,
+                annotator_name=who.username,
+                source="annotation",
+                created_at=at,
+                llm_label_id=shown,
+                trust=trust,
+                trust_version=version,
+            )
+        )
         if n % 10 == 0:  # a second opinion, and now and then a lead's decision
             other = annotators[(n + 3) % 8]
-            humans.append(HumanLabel(utterance_id=utterance_id, task=task, label_id=rng.choice([answer, *label_ids]),
-                                     annotator=other, annotator_name=other.username, source="annotation",
-                                     created_at=at + timedelta(minutes=5), llm_label_id=shown, trust=trust))  # fmt: skip
+            humans.append(
+                HumanLabel(
+                    utterance_id=utterance_id,
+                    task=task,
+                    label_id=rng.choice([answer, *label_ids]),
+                    annotator=other,
+                    annotator_name=other.username,
+                    source="annotation",
+                    created_at=at + timedelta(minutes=5),
+                    llm_label_id=shown,
+                    trust=trust,
+                )
+            )
             if n % 30 == 0:
-                humans.append(HumanLabel(utterance_id=utterance_id, task=task, label_id=answer, annotator=lead,
-                                         annotator_name="lead", source="adjudication",
-                                         created_at=at + timedelta(hours=1)))  # fmt: skip
+                humans.append(
+                    HumanLabel(
+                        utterance_id=utterance_id,
+                        task=task,
+                        label_id=answer,
+                        annotator=lead,
+                        annotator_name="lead",
+                        source="adjudication",
+                        created_at=at + timedelta(hours=1),
+                    )
+                )
     HumanLabel.objects.bulk_create(humans, batch_size=5000)
     answered = {u for _, u, _ in labelled}
     QueueItem.objects.filter(task=task, utterance_id__in=answered).update(
@@ -118,8 +165,11 @@ def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
     TrainingRun.objects.create(
         task=task, status="running", progress=0.4, started_at=now
     )
-    print(f"# {len(predictions):,} predictions and {len(humans):,} human labels written in "
-          f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"# {len(predictions):,} predictions and {len(humans):,} human labels written in "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
     return task, lead
 
 
@@ -135,15 +185,23 @@ def main() -> None:
         default=ADMIN_URL,
         help="a PostgreSQL server for the scratch database",
     )
-    args = parser.parse_args()  # fmt: skip
+    args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="parley-dbench-")
     with scratch_database(args.database_url, "parley_dbench") as url:
-        os.environ.update({"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings",
-                           "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-only-secret", "DJANGO_HTTPS": "false",
-                           "PARLEY_DATA_DIR": data_dir, "DJANGO_ALLOWED_HOSTS": "testserver",
-                           "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
-                           "DJANGO_LOG_LEVEL": "WARNING"})  # fmt: skip
+        os.environ.update(
+            {
+                "DATABASE_URL": url,
+                "DJANGO_SETTINGS_MODULE": "annotate.settings",
+                "DJANGO_DEBUG": "false",
+                "DJANGO_SECRET_KEY": "bench-only-secret",
+                "DJANGO_HTTPS": "false",
+                "PARLEY_DATA_DIR": data_dir,
+                "DJANGO_ALLOWED_HOSTS": "testserver",
+                "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+                "DJANGO_LOG_LEVEL": "WARNING",
+            }
+        )
         measure(args, data_dir)
 
 
@@ -180,8 +238,15 @@ def measure(args: argparse.Namespace, data_dir: str) -> None:
             "run status (htmx poll)",
             lambda: client.get(f"{base}dashboard/runs/{running.pk}/"),
         )
-        for name in ("llm_accuracy", "student_accuracy", "trust_calibration", "remaining_errors",
-                     "burndown", "annotator_stats", "agreement"):  # fmt: skip
+        for name in (
+            "llm_accuracy",
+            "student_accuracy",
+            "trust_calibration",
+            "remaining_errors",
+            "burndown",
+            "annotator_stats",
+            "agreement",
+        ):
             timed(
                 f"  selector {name}",
                 lambda name=name: getattr(dashboards, name)(task=task),

@@ -119,21 +119,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--stage2-epochs", type=int, default=d.stage2_epochs)
     t.add_argument("--device", default=d.device)
     t.add_argument("--precision", default=d.precision, choices=("fp32", "bf16"))
-    return p.parse_args(argv)  # fmt: skip
+    return p.parse_args(argv)
 
 
 def training_config(
     args: argparse.Namespace, objective: str, seed: int
 ) -> TrainingConfig:
     return TrainingConfig(
-        objective=objective, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        seed=seed, device=args.device, val_fraction=args.val_fraction,
-        human_weight=args.human_weight, kd_weight=args.kd_weight, llmr_entropy=args.llmr_entropy,
-        pref=loss.PrefOptions(gamma=args.gamma, tau=args.tau, window=args.window, hinge=args.hinge,
-                              trim=args.trim, weighted=not args.unweighted,
-                              cross_dialogue=args.cross_dialogue),
-        two_stage=args.two_stage, stage2_epochs=args.stage2_epochs, precision=args.precision,
-    )  # fmt: skip
+        objective=objective,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+        human_weight=args.human_weight,
+        kd_weight=args.kd_weight,
+        llmr_entropy=args.llmr_entropy,
+        pref=loss.PrefOptions(
+            gamma=args.gamma,
+            tau=args.tau,
+            window=args.window,
+            hinge=args.hinge,
+            trim=args.trim,
+            weighted=not args.unweighted,
+            cross_dialogue=args.cross_dialogue,
+        ),
+        two_stage=args.two_stage,
+        stage2_epochs=args.stage2_epochs,
+        precision=args.precision,
+    )
 
 
 def teacher_reference(
@@ -236,12 +251,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     teacher = teacher_reference(pool, llm, args.task)
     eval_examples = dd.examples(evaluation, args.task)
     eval_gold = dd.gold_indices(evaluation, args.task)
-    student_config = StudentConfig(labels=labels, backbone=args.backbone,
-                                   context_turns=args.context_turns, max_length=args.max_length)  # fmt: skip
-    print(f"# task {args.task}: train {sum(map(len, pool))} utterances ({len(pool)} dialogues), "
-          f"eval {len(eval_gold)}; torch threads {torch.get_num_threads()}")  # fmt: skip
-    print(f"# teacher (LLM majority over prompts) on the training pool: accuracy {teacher['accuracy']:.4f}, "
-          f"macro-F1 {teacher['macro_f1']:.4f}")  # fmt: skip
+    student_config = StudentConfig(
+        labels=labels,
+        backbone=args.backbone,
+        context_turns=args.context_turns,
+        max_length=args.max_length,
+    )
+    print(
+        f"# task {args.task}: train {sum(map(len, pool))} utterances ({len(pool)} dialogues), "
+        f"eval {len(eval_gold)}; torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"# teacher (LLM majority over prompts) on the training pool: accuracy {teacher['accuracy']:.4f}, "
+        f"macro-F1 {teacher['macro_f1']:.4f}"
+    )
     runs = []
     for fraction in args.human_fraction:
         for objective in args.objective:
@@ -254,23 +277,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 result = train(train_examples, student_config, config)
                 started = time.perf_counter()
                 metrics = evaluate(result.student, eval_examples, eval_gold, labels)
-                runs.append({
-                    "objective": objective, "human_fraction": fraction, "seed": seed,
-                    "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "ece": metrics.ece,
-                    "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - started,
-                    "utterances_seen": result.utterances_seen, "best_epoch": result.best_epoch,
-                    "history": result.history, "per_class": metrics.as_dict()["per_class"],
-                })  # fmt: skip
-                print(f"  run {objective} F={fraction} seed={seed}: acc {metrics.accuracy:.4f} "
-                      f"F1 {metrics.macro_f1:.4f} ECE {metrics.ece:.4f} "
-                      f"({result.seconds:.0f} s, {result.utterances_seen / result.seconds:.1f} utterances/s "
-                      f"over {result.utterances_seen} seen, best epoch {result.best_epoch})", flush=True)  # fmt: skip
+                runs.append(
+                    {
+                        "objective": objective,
+                        "human_fraction": fraction,
+                        "seed": seed,
+                        "accuracy": metrics.accuracy,
+                        "macro_f1": metrics.macro_f1,
+                        "ece": metrics.ece,
+                        "train_seconds": result.seconds,
+                        "eval_seconds": time.perf_counter() - started,
+                        "utterances_seen": result.utterances_seen,
+                        "best_epoch": result.best_epoch,
+                        "history": result.history,
+                        "per_class": metrics.as_dict()["per_class"],
+                    }
+                )
+                print(
+                    f"  run {objective} F={fraction} seed={seed}: acc {metrics.accuracy:.4f} "
+                    f"F1 {metrics.macro_f1:.4f} ECE {metrics.ece:.4f} "
+                    f"({result.seconds:.0f} s, {result.utterances_seen / result.seconds:.1f} utterances/s "
+                    f"over {result.utterances_seen} seen, best epoch {result.best_epoch})",
+                    flush=True,
+                )
     summary = summarise(args.task, runs)
     report = {
         "command": " ".join(["python -m bench.distill", *argv]),
-        "task": args.task, "teacher": teacher, "student": asdict(student_config),
-        "training": {k: str(v) for k, v in vars(args).items()}, "summary": summary, "runs": runs,
-    }  # fmt: skip
+        "task": args.task,
+        "teacher": teacher,
+        "student": asdict(student_config),
+        "training": {k: str(v) for k, v in vars(args).items()},
+        "summary": summary,
+        "runs": runs,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -68,15 +68,29 @@ def generate(path: Path, utterances: int, seed: int = 0) -> int:
             for _ in range(min(rng.randint(4, 16), utterances - written)):
                 probs = [rng.random() for _ in SENTIMENTS]
                 total = sum(probs)
-                turns.append({
-                    "speaker": "AB"[len(turns) % 2],
-                    "text": " ".join(rng.choices(WORDS, k=rng.randint(4, 24))),
-                    "llm": {
-                        "act": [{"prompt": p, "label": rng.choice(ACTS), "confidence": round(rng.uniform(0.4, 1), 2)}
-                                for p in ("P1", "P2", "P3")],
-                        "sentiment": {"prompt": "P1", "distribution": {s: p / total for s, p in zip(SENTIMENTS, probs, strict=True)}},
-                    },
-                })  # fmt: skip
+                turns.append(
+                    {
+                        "speaker": "AB"[len(turns) % 2],
+                        "text": " ".join(rng.choices(WORDS, k=rng.randint(4, 24))),
+                        "llm": {
+                            "act": [
+                                {
+                                    "prompt": p,
+                                    "label": rng.choice(ACTS),
+                                    "confidence": round(rng.uniform(0.4, 1), 2),
+                                }
+                                for p in ("P1", "P2", "P3")
+                            ],
+                            "sentiment": {
+                                "prompt": "P1",
+                                "distribution": {
+                                    s: p / total
+                                    for s, p in zip(SENTIMENTS, probs, strict=True)
+                                },
+                            },
+                        },
+                    }
+                )
             out.write(
                 json.dumps(
                     {
@@ -97,16 +111,26 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--utterances", type=int, default=200_000)
-    parser.add_argument("--then-one", action="store_true",
-                        help="then time importing one more one-utterance dialogue into the project "
-                             "(the cost of a small import into a large project)")  # fmt: skip
-    parser.add_argument("--database-url", default=ADMIN_URL,
-                        help="A PostgreSQL server; a scratch database is created on it and dropped after.")  # fmt: skip
+    parser.add_argument(
+        "--then-one",
+        action="store_true",
+        help="then time importing one more one-utterance dialogue into the project "
+        "(the cost of a small import into a large project)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=ADMIN_URL,
+        help="A PostgreSQL server; a scratch database is created on it and dropped after.",
+    )
     args = parser.parse_args()
 
     with scratch_database(args.database_url, "parley_bench") as url:
-        os.environ |= {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings",
-                       "DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-")}  # fmt: skip
+        os.environ |= {
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "annotate.settings",
+            "DJANGO_DEBUG": "true",
+            "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-"),
+        }
         measure(args)
     sys.stdout.flush()
 
@@ -138,19 +162,26 @@ def measure(args: argparse.Namespace) -> None:
     print(
         f"file: {args.utterances:,} utterances in {dialogues:,} dialogues, {size_mb:.0f} MB JSONL"
     )
-    print(f"imported: {result.utterances:,} utterances in {seconds:.1f} s "
-          f"= {result.utterances / seconds:,.0f} utterances/s")  # fmt: skip
+    print(
+        f"imported: {result.utterances:,} utterances in {seconds:.1f} s "
+        f"= {result.utterances / seconds:,.0f} utterances/s"
+    )
     print(f"peak RSS: {peak:.0f} MB (before the import: {rss_before:.0f} MB)")
     if args.then_one:
         one = b'{"id": "one-more", "turns": [{"speaker": "A", "text": "one more"}]}\n'
         times = []
         for n in range(5):
             start = time.perf_counter()
-            services.transcripts_import(project=project, stream=io.BytesIO(one.replace(b"more", b"more%d" % n)),
-                                        name="one.jsonl")  # fmt: skip
+            services.transcripts_import(
+                project=project,
+                stream=io.BytesIO(one.replace(b"more", b"more%d" % n)),
+                name="one.jsonl",
+            )
             times.append(time.perf_counter() - start)
-        print(f"one more utterance into {result.utterances:,}: median {sorted(times)[2] * 1000:.0f} ms "
-              f"over 5 imports (queue items included)")  # fmt: skip
+        print(
+            f"one more utterance into {result.utterances:,}: median {sorted(times)[2] * 1000:.0f} ms "
+            f"over 5 imports (queue items included)"
+        )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,14 @@ def prepare(args: argparse.Namespace, data_dir: str) -> None:
 
     call_command("migrate", verbosity=0)
     generate = importlib.import_module("bench.import").generate
-    project = services.project_create(name="Queue bench", slug="qbench",
-                                      tasks={"act": ["inform", "question", "directive", "commissive"],
-                                             "sentiment": ["positive", "negative", "neutral"]})  # fmt: skip
+    project = services.project_create(
+        name="Queue bench",
+        slug="qbench",
+        tasks={
+            "act": ["inform", "question", "directive", "commissive"],
+            "sentiment": ["positive", "negative", "neutral"],
+        },
+    )
     path = Path(data_dir) / "pool.jsonl"
     generate(path, args.utterances)
     started = time.perf_counter()
@@ -71,15 +76,28 @@ def prepare(args: argparse.Namespace, data_dir: str) -> None:
         services.membership_set(project=project, user=user, role=Role.ANNOTATOR)
 
 
-def client(base: str, n: int, submits: int, warmup: int, server: list[float], seen: list[float],
-           errors: list[str]) -> None:  # fmt: skip
+def client(
+    base: str,
+    n: int,
+    submits: int,
+    warmup: int,
+    server: list[float],
+    seen: list[float],
+    errors: list[str],
+) -> None:
     import httpx
 
     rng = random.Random(n)
     with httpx.Client(base_url=base, timeout=30) as http:
         http.get("/accounts/login/")
-        http.post("/accounts/login/", data={"username": f"annotator{n}", "password": PASSWORD,
-                                            "csrfmiddlewaretoken": http.cookies["csrftoken"]})  # fmt: skip
+        http.post(
+            "/accounts/login/",
+            data={
+                "username": f"annotator{n}",
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            },
+        )
         page = http.get("/projects/qbench/tasks/act/queue/")
         items = ITEM.findall(page.text)
         if len(items) < 2:
@@ -92,8 +110,11 @@ def client(base: str, n: int, submits: int, warmup: int, server: list[float], se
         for i in range(submits):
             label = rng.choice(["inform", "question", "directive", "commissive"])
             started = time.perf_counter()
-            response = http.post(f"/projects/qbench/tasks/act/queue/{current}/submit", headers=headers,
-                                 data={"label": label, "submission_key": key, "showing": ahead[0]})  # fmt: skip
+            response = http.post(
+                f"/projects/qbench/tasks/act/queue/{current}/submit",
+                headers=headers,
+                data={"label": label, "submission_key": key, "showing": ahead[0]},
+            )
             elapsed = (time.perf_counter() - started) * 1000
             if response.status_code != 200:
                 errors.append(
@@ -136,13 +157,22 @@ def main() -> None:
         default=ADMIN_URL,
         help="a PostgreSQL server for the scratch database",
     )
-    args = parser.parse_args()  # fmt: skip
+    args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="parley-qbench-")
     with scratch_database(args.database_url, "parley_qbench") as url:
-        env = {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "false",
-               "DJANGO_SECRET_KEY": "bench-only-secret", "PARLEY_SERVER_TIMING": "true", "DJANGO_HTTPS": "false", "PARLEY_DATA_DIR": data_dir, "REDIS_URL": "",
-               "PARLEY_RETRAIN_EVERY": str(10**9), "DJANGO_LOG_LEVEL": "WARNING"}  # fmt: skip
+        env = {
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "annotate.settings",
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "bench-only-secret",
+            "PARLEY_SERVER_TIMING": "true",
+            "DJANGO_HTTPS": "false",
+            "PARLEY_DATA_DIR": data_dir,
+            "REDIS_URL": "",
+            "PARLEY_RETRAIN_EVERY": str(10**9),
+            "DJANGO_LOG_LEVEL": "WARNING",
+        }
         os.environ.update(env)
         run(args, env, data_dir)
 
@@ -153,8 +183,20 @@ def run(args: argparse.Namespace, env: dict[str, str], data_dir: str) -> None:
         prepare(args, data_dir)
         port = free_port()
         server_process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "annotate.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(args.workers), "--log-level", "warning"], env={**os.environ, **env})  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "annotate.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ, **env},
+        )
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -166,8 +208,13 @@ def run(args: argparse.Namespace, env: dict[str, str], data_dir: str) -> None:
         seen: list[float] = []
         errors: list[str] = []
         started = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(base, n, args.submits, args.warmup, server, seen, errors))
-                   for n in range(args.clients)]  # fmt: skip
+        threads = [
+            threading.Thread(
+                target=client,
+                args=(base, n, args.submits, args.warmup, server, seen, errors),
+            )
+            for n in range(args.clients)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -177,15 +224,19 @@ def run(args: argparse.Namespace, env: dict[str, str], data_dir: str) -> None:
             print("error:", error)
         if not server:
             raise SystemExit("no submit was measured")
-        print(f"# {args.clients} clients × {args.submits} submits ({args.warmup} warm-up each), gunicorn "
-              f"{args.workers} workers, PostgreSQL; {len(server)} measured submits, "
-              f"{args.clients * args.submits / seconds:.0f} submits/s overall")  # fmt: skip
+        print(
+            f"# {args.clients} clients × {args.submits} submits ({args.warmup} warm-up each), gunicorn "
+            f"{args.workers} workers, PostgreSQL; {len(server)} measured submits, "
+            f"{args.clients * args.submits / seconds:.0f} submits/s overall"
+        )
         for name, values in (
             ("server time (Server-Timing)", server),
             ("client-observed", seen),
         ):
-            print(f"{name}: p50 {statistics.median(values):.1f} ms, p95 {percentile(values, 0.95):.1f} ms, "
-                  f"p99 {percentile(values, 0.99):.1f} ms")  # fmt: skip
+            print(
+                f"{name}: p50 {statistics.median(values):.1f} ms, p95 {percentile(values, 0.95):.1f} ms, "
+                f"p99 {percentile(values, 0.99):.1f} ms"
+            )
     finally:
         if server_process:
             server_process.terminate()

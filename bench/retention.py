@@ -40,10 +40,17 @@ def disk_bytes(path: Path) -> int:
 def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="parley-retention-") as data_dir:
-        os.environ |= {"DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "true",
-                       "PARLEY_DATA_DIR": data_dir, "DATABASE_URL": "", "REDIS_URL": "",
-                       "CELERY_BROKER_URL": "memory://", "LEARNER_EPOCHS": "1",
-                       "PARLEY_RETRAIN_EVERY": str(10**9), "DJANGO_LOG_LEVEL": "WARNING"}  # fmt: skip
+        os.environ |= {
+            "DJANGO_SETTINGS_MODULE": "annotate.settings",
+            "DJANGO_DEBUG": "true",
+            "PARLEY_DATA_DIR": data_dir,
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+            "CELERY_BROKER_URL": "memory://",
+            "LEARNER_EPOCHS": "1",
+            "PARLEY_RETRAIN_EVERY": str(10**9),
+            "DJANGO_LOG_LEVEL": "WARNING",
+        }
         if args.keep_all:
             os.environ |= {
                 "PARLEY_KEEP_MODEL_VERSIONS": "1000",
@@ -67,8 +74,11 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
     labels = dd.LABELS[args.task]
     llm = dd.read_llm_labels(args.llm_labels, args.task)
     project = services.project_create(name="R", slug="r", tasks={args.task: labels})
-    services.transcripts_import(project=project, name="pool.jsonl",
-                                stream=io.BytesIO(import_lines(pool, llm, labels, args.task)))  # fmt: skip
+    services.transcripts_import(
+        project=project,
+        name="pool.jsonl",
+        stream=io.BytesIO(import_lines(pool, llm, labels, args.task)),
+    )
     task = project.tasks.get(name=args.task)
     mode = "keep everything" if args.keep_all else "retention policy (defaults)"
     print(f"# {mode}: {args.retrains} retrains, {sum(map(len, pool))} utterances")

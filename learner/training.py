@@ -116,9 +116,14 @@ def objective_loss(
         value = loss.llmr(logits, t.soft, config.llmr_entropy)
     elif objective == "pref":
         value = loss.pref(
-            logits, t.soft, t.agreement, t.group, t.position, config.pref,
+            logits,
+            t.soft,
+            t.agreement,
+            t.group,
+            t.position,
+            config.pref,
             trim=epoch >= config.trim_after,
-        ) + config.kd_weight * loss.kd(logits, t.soft)  # fmt: skip
+        ) + config.kd_weight * loss.kd(logits, t.soft)
     elif objective == "human":
         value = logits.sum() * 0.0
     else:
@@ -194,11 +199,15 @@ def train(
             losses = []
             for batch in batcher(data, rng):
                 t = targets(batch, n_classes, use_human=use_human).to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16,
-                                    enabled=config.precision == "bf16"):  # fmt: skip
+                with torch.autocast(
+                    device.type,
+                    dtype=torch.bfloat16,
+                    enabled=config.precision == "bf16",
+                ):
                     logits = student(**student.encode(batch)).float()
-                value = objective_loss(objective, logits, t, config, epoch=epoch,
-                                       human_term=use_human)  # fmt: skip
+                value = objective_loss(
+                    objective, logits, t, config, epoch=epoch, human_term=use_human
+                )
                 optimizer.zero_grad(set_to_none=True)
                 value.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(
@@ -216,15 +225,27 @@ def train(
                         )
                     )
             metrics = _validate(student, val_set, val_gold, student_config.labels)
-            history.append({
-                "stage": stage, "epoch": epoch, "objective": objective,
-                "loss": sum(losses) / max(len(losses), 1),
-                "val_accuracy": metrics.accuracy if metrics else None,
-                "val_macro_f1": metrics.macro_f1 if metrics else None,
-            })  # fmt: skip
+            history.append(
+                {
+                    "stage": stage,
+                    "epoch": epoch,
+                    "objective": objective,
+                    "loss": sum(losses) / max(len(losses), 1),
+                    "val_accuracy": metrics.accuracy if metrics else None,
+                    "val_macro_f1": metrics.macro_f1 if metrics else None,
+                }
+            )
             if on_progress:
-                on_progress(Progress(min(done / total_steps, 1.0), stage, epoch, done,
-                                     history[-1]["loss"], metrics))  # fmt: skip
+                on_progress(
+                    Progress(
+                        min(done / total_steps, 1.0),
+                        stage,
+                        epoch,
+                        done,
+                        history[-1]["loss"],
+                        metrics,
+                    )
+                )
             if metrics is None:
                 best_epoch, best_metrics = epoch, None
                 continue
@@ -263,10 +284,12 @@ def _optimizer(
     for name, param in student.named_parameters():
         (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=config.lr,
-    )  # fmt: skip
+    )
     warmup = max(1, int(steps * config.warmup))
 
     def schedule(step: int) -> float:

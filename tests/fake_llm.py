@@ -89,13 +89,21 @@ class FakeLlm:
         )
         choices = []
         for _ in range(int(body.get("n") or 1)):
-            choice: dict[str, Any] = {"index": len(choices), "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": content}}  # fmt: skip
+            choice: dict[str, Any] = {
+                "index": len(choices),
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content},
+            }
             if body.get("logprobs") and fault != "malformed":
                 choice["logprobs"] = {"content": _tokens(label, confidence)}
             choices.append(choice)
-        data = {"id": "fake", "object": "chat.completion", "model": body.get("model"), "choices": choices,
-                "usage": {"prompt_tokens": len(user.split()), "completion_tokens": 12}}  # fmt: skip
+        data = {
+            "id": "fake",
+            "object": "chat.completion",
+            "model": body.get("model"),
+            "choices": choices,
+            "usage": {"prompt_tokens": len(user.split()), "completion_tokens": 12},
+        }
         return 200, {}, json.dumps(data).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -149,7 +157,10 @@ def _tokens(label: str, confidence: float) -> list[dict[str, Any]]:
     for piece in pieces:
         top = [{"token": piece, "logprob": 0.0}]
         if piece == label:
-            top = [{"token": label, "logprob": math.log(0.8)}, {"token": alt, "logprob": math.log(0.15)},
-                   {"token": "Sure", "logprob": math.log(0.05)}]  # fmt: skip
+            top = [
+                {"token": label, "logprob": math.log(0.8)},
+                {"token": alt, "logprob": math.log(0.15)},
+                {"token": "Sure", "logprob": math.log(0.05)},
+            ]
         out.append({"token": piece, "logprob": top[0]["logprob"], "top_logprobs": top})
     return out

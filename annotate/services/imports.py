@@ -301,17 +301,33 @@ class _ImportWriter:
                 label_ids = self.task_label_ids[task_name]
                 for a in answers:
                     dist_json = json_text(a.distribution)
-                    llm_rows.append((
-                        utterance_id, task_id, a.prompt, a.model, label_ids[a.label],
-                        a.confidence, dist_json, now,
-                    ))  # fmt: skip
+                    llm_rows.append(
+                        (
+                            utterance_id,
+                            task_id,
+                            a.prompt,
+                            a.model,
+                            label_ids[a.label],
+                            a.confidence,
+                            dist_json,
+                            now,
+                        )
+                    )
                 if len(answers) == 1:  # the ensemble of one answer is that answer
                     dist = answers[0].distribution
                     best = max(dist, key=dist.__getitem__)
-                    soft_rows.append((
-                        utterance_id, task_id, dist_json, label_ids[best], dist[best], 1.0, 1,
-                        now,
-                    ))  # fmt: skip
+                    soft_rows.append(
+                        (
+                            utterance_id,
+                            task_id,
+                            dist_json,
+                            label_ids[best],
+                            dist[best],
+                            1.0,
+                            1,
+                            now,
+                        )
+                    )
                     vector = [dist[label] for label in self.labels[task_name]]
                     self.soft_of[(utterance_id, task_id)] = (vector, 1.0)
                 else:
@@ -326,28 +342,58 @@ class _ImportWriter:
                     key = (utterance_id, task_id, label_id, h.annotator)
                     if key in known_human or (*key, h.created_at) in known_human:
                         continue
-                    human_rows.append((
-                        utterance_id, task_id, label_id, users.get(h.annotator), h.annotator,
-                        HumanLabel.Source.IMPORT.value, h.created_at or self.now,
-                    ))  # fmt: skip
+                    human_rows.append(
+                        (
+                            utterance_id,
+                            task_id,
+                            label_id,
+                            users.get(h.annotator),
+                            h.annotator,
+                            HumanLabel.Source.IMPORT.value,
+                            h.created_at or self.now,
+                        )
+                    )
         insert_rows(
             LlmLabel,
-            ["utterance_id", "task_id", "prompt", "model", "label_id", "confidence",
-             "distribution", "created_at"],
+            [
+                "utterance_id",
+                "task_id",
+                "prompt",
+                "model",
+                "label_id",
+                "confidence",
+                "distribution",
+                "created_at",
+            ],
             llm_rows,
-        )  # fmt: skip
+        )
         insert_rows(
             SoftLabel,
-            ["utterance_id", "task_id", "distribution", "label_id", "confidence", "agreement",
-             "n_sources", "updated_at"],
+            [
+                "utterance_id",
+                "task_id",
+                "distribution",
+                "label_id",
+                "confidence",
+                "agreement",
+                "n_sources",
+                "updated_at",
+            ],
             soft_rows,
-        )  # fmt: skip
+        )
         insert_rows(
             HumanLabel,
-            ["utterance_id", "task_id", "label_id", "annotator_id", "annotator_name", "source",
-             "created_at"],
+            [
+                "utterance_id",
+                "task_id",
+                "label_id",
+                "annotator_id",
+                "annotator_name",
+                "source",
+                "created_at",
+            ],
             human_rows,
-        )  # fmt: skip
+        )
 
     def _soft_row(
         self, utterance_id: int, task_name: str, answers: list[LlmAnswer]
@@ -359,10 +405,15 @@ class _ImportWriter:
         agree = agreement(dists, mean)
         self.soft_of[(utterance_id, self.task_ids[task_name])] = (list(mean), agree)
         return (
-            utterance_id, self.task_ids[task_name], json_text(dict(zip(labels, mean, strict=True))),
-            self.task_label_ids[task_name][labels[best]], mean[best], agree,
-            len(answers), self.now,
-        )  # fmt: skip
+            utterance_id,
+            self.task_ids[task_name],
+            json_text(dict(zip(labels, mean, strict=True))),
+            self.task_label_ids[task_name][labels[best]],
+            mean[best],
+            agree,
+            len(answers),
+            self.now,
+        )
 
     def _queue_items(self, utterance_ids: list[int]) -> None:
         """Queue items of new utterances, in the import's own transaction: an import that
@@ -384,16 +435,32 @@ class _ImportWriter:
             for pk in utterance_ids:
                 required = 2 if needs_two(pk, fraction) else 1
                 answers = min(len(self.answered_by.get((pk, task_id), ())), required)
-                rows.append((
-                    pk, task_id, trusts[pk], QueueItem.TrustSource.HEURISTIC.value,
-                    required, answers, answers < required, self.now,
-                ))  # fmt: skip
+                rows.append(
+                    (
+                        pk,
+                        task_id,
+                        trusts[pk],
+                        QueueItem.TrustSource.HEURISTIC.value,
+                        required,
+                        answers,
+                        answers < required,
+                        self.now,
+                    )
+                )
         insert_rows(
             QueueItem,
-            ["utterance_id", "task_id", "trust", "trust_source", "required", "answers",
-             "open", "updated_at"],
+            [
+                "utterance_id",
+                "task_id",
+                "trust",
+                "trust_source",
+                "required",
+                "answers",
+                "open",
+                "updated_at",
+            ],
             rows,
-        )  # fmt: skip
+        )
 
     def _known_human(self, utterance_ids: list[int]) -> set[tuple[Any, ...]]:
         """Keys of imported human labels already stored, with and without their time."""

@@ -137,10 +137,16 @@ def label_undo(*, task: LabelTask, annotator: User) -> QueueItem | None:
     with transaction.atomic():
         last = (
             HumanLabel.objects.select_for_update(of=("self",))
-            .filter(task=task, annotator=annotator, source=HumanLabel.Source.ANNOTATION,
-                    retraction__isnull=True, created_at__gte=since)
-            .order_by("-created_at", "-pk").first()
-        )  # fmt: skip
+            .filter(
+                task=task,
+                annotator=annotator,
+                source=HumanLabel.Source.ANNOTATION,
+                retraction__isnull=True,
+                created_at__gte=since,
+            )
+            .order_by("-created_at", "-pk")
+            .first()
+        )
         if last is None:
             return None
         LabelRetraction.objects.create(label=last)
@@ -163,8 +169,12 @@ def label_undo(*, task: LabelTask, annotator: User) -> QueueItem | None:
 def flag_create(*, item_id: int, annotator: User, comment: str) -> Flag:
     """Flag an item for review: the lead sees it on the review page; the annotator moves on."""
     item = QueueItem.objects.get(pk=item_id)
-    flag = Flag.objects.create(utterance_id=item.utterance_id, task_id=item.task_id,
-                               annotator=annotator, comment=comment.strip() or "(no comment)")  # fmt: skip
+    flag = Flag.objects.create(
+        utterance_id=item.utterance_id,
+        task_id=item.task_id,
+        annotator=annotator,
+        comment=comment.strip() or "(no comment)",
+    )
     queue_skip(item_id=item_id, annotator=annotator)
     return flag
 
@@ -180,10 +190,14 @@ def label_adjudicate(
     """
     chosen = Label.objects.get(task=task, value=label)
     decided = HumanLabel.objects.create(
-        utterance_id=utterance_id, task=task, label=chosen, annotator=lead,
-        annotator_name=lead.get_username(), source=HumanLabel.Source.ADJUDICATION,
+        utterance_id=utterance_id,
+        task=task,
+        label=chosen,
+        annotator=lead,
+        annotator_name=lead.get_username(),
+        source=HumanLabel.Source.ADJUDICATION,
         created_at=timezone.now(),
-    )  # fmt: skip
+    )
     QueueItem.objects.filter(utterance_id=utterance_id, task=task).update(
         open=False, claimed_by=None, lease_until=None
     )

@@ -43,11 +43,16 @@ def llm_settings() -> LlmSettings:
     if not settings.LLM_BASE_URL:
         raise LlmNotConfigured("set LLM_BASE_URL and LLM_MODEL to label with an LLM")
     return LlmSettings(
-        base_url=settings.LLM_BASE_URL, model=settings.LLM_MODEL, api_key=settings.LLM_API_KEY,
-        concurrency=settings.LLM_CONCURRENCY, requests_per_second=settings.LLM_REQUESTS_PER_SECOND,
-        timeout=settings.LLM_TIMEOUT_S, max_retries=settings.LLM_MAX_RETRIES,
-        logprobs=settings.LLM_LOGPROBS, samples=settings.LLM_SAMPLES,
-    )  # fmt: skip
+        base_url=settings.LLM_BASE_URL,
+        model=settings.LLM_MODEL,
+        api_key=settings.LLM_API_KEY,
+        concurrency=settings.LLM_CONCURRENCY,
+        requests_per_second=settings.LLM_REQUESTS_PER_SECOND,
+        timeout=settings.LLM_TIMEOUT_S,
+        max_retries=settings.LLM_MAX_RETRIES,
+        logprobs=settings.LLM_LOGPROBS,
+        samples=settings.LLM_SAMPLES,
+    )
 
 
 def llm_run_request(*, task: LabelTask, requested_by: User | None = None) -> LlmRun:
@@ -95,10 +100,17 @@ def llm_run_execute(
     now = timezone.now()
     claimed = (
         LlmRun.objects.filter(pk=run_id)
-        .filter(Q(status=LlmRun.Status.QUEUED) | Q(status=LlmRun.Status.RUNNING, lease_until__lt=now))
-        .update(status=LlmRun.Status.RUNNING, lease_until=now + timedelta(seconds=lease_s),
-                started_at=Coalesce("started_at", Value(now)), error="")
-    )  # fmt: skip
+        .filter(
+            Q(status=LlmRun.Status.QUEUED)
+            | Q(status=LlmRun.Status.RUNNING, lease_until__lt=now)
+        )
+        .update(
+            status=LlmRun.Status.RUNNING,
+            lease_until=now + timedelta(seconds=lease_s),
+            started_at=Coalesce("started_at", Value(now)),
+            error="",
+        )
+    )
     if not claimed:
         return
     run = LlmRun.objects.select_related("task").get(pk=run_id)
@@ -163,8 +175,9 @@ def _llm_missing_pairs(
         ids = (
             Utterance.objects.filter(dialogue__project_id=task.project_id)
             .filter(~Exists(answered), ~Exists(failed))
-            .order_by("pk").values_list("pk", flat=True)
-        )  # fmt: skip
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         missing.extend((pk, prompt) for pk in ids)
     missing.sort(key=lambda pair: (pair[0], pair[1].name))
     return missing
@@ -201,9 +214,12 @@ class _Asked:
 
 
 def _llm_ask(
-    client: ChatClient, labels: list[str], prompt: PromptTemplate, utterance: Utterance,
+    client: ChatClient,
+    labels: list[str],
+    prompt: PromptTemplate,
+    utterance: Utterance,
     context: list[Utterance],
-) -> _Asked:  # fmt: skip
+) -> _Asked:
     """One pair, on a pool thread (no database access here)."""
     messages = prompt_messages(prompt, labels, utterance, context)
     try:
@@ -222,18 +238,37 @@ def _llm_store(
 ) -> None:
     label_ids = dict(task.labels.values_list("value", "pk"))
     LlmLabel.objects.bulk_create(
-        [LlmLabel(utterance=a.utterance, task=task, prompt=a.prompt.name, model=run.model,
-                  label_id=label_ids[a.answer.label], confidence=a.answer.confidence,
-                  distribution=a.answer.distribution)
-         for a in asked if a.answer],
+        [
+            LlmLabel(
+                utterance=a.utterance,
+                task=task,
+                prompt=a.prompt.name,
+                model=run.model,
+                label_id=label_ids[a.answer.label],
+                confidence=a.answer.confidence,
+                distribution=a.answer.distribution,
+            )
+            for a in asked
+            if a.answer
+        ],
         ignore_conflicts=True,  # a resumed run may race a slow earlier attempt: first answer wins
-    )  # fmt: skip
+    )
     LlmFailure.objects.bulk_create(
-        [LlmFailure(run=run, utterance=a.utterance, task=task, prompt=a.prompt.name,
-                    model=run.model, error=a.error, raw=a.raw)
-         for a in asked if not a.answer],
+        [
+            LlmFailure(
+                run=run,
+                utterance=a.utterance,
+                task=task,
+                prompt=a.prompt.name,
+                model=run.model,
+                error=a.error,
+                raw=a.raw,
+            )
+            for a in asked
+            if not a.answer
+        ],
         ignore_conflicts=True,
-    )  # fmt: skip
+    )
     soft_labels_refresh(
         task=task, utterance_ids=[a.utterance.pk for a in asked if a.answer]
     )
@@ -258,15 +293,32 @@ def soft_labels_refresh(*, task: LabelTask, utterance_ids: Sequence[int]) -> Non
         vectors = [[float(d.get(value, 0.0)) for value, _ in values] for d in dists]
         mean = soft_label(vectors)
         best = max(range(len(values)), key=mean.__getitem__)
-        rows.append(SoftLabel(
-            utterance_id=utterance_id, task=task, label_id=values[best][1], confidence=mean[best],
-            distribution={value: p for (value, _), p in zip(values, mean, strict=True)},
-            agreement=agreement(vectors, mean), n_sources=len(vectors),
-        ))  # fmt: skip
+        rows.append(
+            SoftLabel(
+                utterance_id=utterance_id,
+                task=task,
+                label_id=values[best][1],
+                confidence=mean[best],
+                distribution={
+                    value: p for (value, _), p in zip(values, mean, strict=True)
+                },
+                agreement=agreement(vectors, mean),
+                n_sources=len(vectors),
+            )
+        )
     SoftLabel.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["utterance", "task"],
-        update_fields=["distribution", "label", "confidence", "agreement", "n_sources", "updated_at"],
-    )  # fmt: skip
+        rows,
+        update_conflicts=True,
+        unique_fields=["utterance", "task"],
+        update_fields=[
+            "distribution",
+            "label",
+            "confidence",
+            "agreement",
+            "n_sources",
+            "updated_at",
+        ],
+    )
 
 
 def _llm_run_finish(
@@ -274,10 +326,14 @@ def _llm_run_finish(
 ) -> None:
     usage = client.usage
     LlmRun.objects.filter(pk=run.pk).update(
-        status=status, error=error, finished_at=timezone.now(), lease_until=None,
+        status=status,
+        error=error,
+        finished_at=timezone.now(),
+        lease_until=None,
         seconds=F("seconds") + (time.monotonic() - started),
-        requests=F("requests") + usage.requests, retries=F("retries") + usage.retries,
+        requests=F("requests") + usage.requests,
+        retries=F("retries") + usage.retries,
         prompt_tokens=F("prompt_tokens") + usage.prompt_tokens,
         completion_tokens=F("completion_tokens") + usage.completion_tokens,
-    )  # fmt: skip
+    )
     usage.requests = usage.retries = usage.prompt_tokens = usage.completion_tokens = 0

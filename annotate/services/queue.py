@@ -49,20 +49,33 @@ def queue_sync(*, task: LabelTask) -> int:
         QueueItem.objects.filter(task=task).values_list("utterance_id", flat=True)
     )
     new_ids = [
-        pk for pk in Utterance.objects.filter(dialogue__project_id=task.project_id)
-        .order_by("pk").values_list("pk", flat=True) if pk not in known
-    ]  # fmt: skip
+        pk
+        for pk in Utterance.objects.filter(dialogue__project_id=task.project_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        if pk not in known
+    ]
     answered = dict(
-        HumanLabel.objects.filter(task=task, utterance_id__in=new_ids, retraction__isnull=True)
-        .values("utterance_id").annotate(n=Count("annotator_name", distinct=True))
+        HumanLabel.objects.filter(
+            task=task, utterance_id__in=new_ids, retraction__isnull=True
+        )
+        .values("utterance_id")
+        .annotate(n=Count("annotator_name", distinct=True))
         .values_list("utterance_id", "n")
-    )  # fmt: skip
+    )
     items = []
     for pk in new_ids:
         required = 2 if needs_two(pk, fraction) else 1
         answers = min(answered.get(pk, 0), required)
-        items.append(QueueItem(utterance_id=pk, task=task, required=required, answers=answers,
-                               open=answers < required))  # fmt: skip
+        items.append(
+            QueueItem(
+                utterance_id=pk,
+                task=task,
+                required=required,
+                answers=answers,
+                open=answers < required,
+            )
+        )
     QueueItem.objects.bulk_create(items, batch_size=2000, ignore_conflicts=True)
     queue_trust_refresh(task.pk)
     return len(items)
@@ -139,9 +152,11 @@ def queue_claim(
             held.save(update_fields=["lease_until", "updated_at"])
             return held
         mine = HumanLabel.objects.filter(
-            task=task, utterance=OuterRef("utterance"), annotator=annotator,
+            task=task,
+            utterance=OuterRef("utterance"),
+            annotator=annotator,
             retraction__isnull=True,
-        )  # fmt: skip
+        )
         skipped = QueueSkip.objects.filter(item=OuterRef("pk"), annotator=annotator)
         item = (
             QueueItem.objects.filter(task=task, open=True)
@@ -164,9 +179,13 @@ def queue_claim(
 def queue_renew(*, item_id: int, annotator: User) -> bool:
     """Extend the annotator's claim on the item; False when they no longer hold it."""
     return bool(
-        QueueItem.objects.filter(pk=item_id, claimed_by=annotator, lease_until__gt=timezone.now())
-        .update(lease_until=timezone.now() + timedelta(seconds=settings.PARLEY_CLAIM_LEASE_S))
-    )  # fmt: skip
+        QueueItem.objects.filter(
+            pk=item_id, claimed_by=annotator, lease_until__gt=timezone.now()
+        ).update(
+            lease_until=timezone.now()
+            + timedelta(seconds=settings.PARLEY_CLAIM_LEASE_S)
+        )
+    )
 
 
 def queue_release(*, item_id: int, annotator: User, after_s: int = 0) -> None:

@@ -64,22 +64,38 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
         )
         with transaction.atomic():
             Prediction.objects.bulk_create(
-                [Prediction(utterance_id=pk, task=task, model_version=version,
-                            probabilities=[round(float(p), 6) for p in probs],
-                            label_id=label_ids[int(probs.argmax())], trust=float(t))
-                 for pk, probs, t in zip(chunk, probabilities, values, strict=True)],
+                [
+                    Prediction(
+                        utterance_id=pk,
+                        task=task,
+                        model_version=version,
+                        probabilities=[round(float(p), 6) for p in probs],
+                        label_id=label_ids[int(probs.argmax())],
+                        trust=float(t),
+                    )
+                    for pk, probs, t in zip(chunk, probabilities, values, strict=True)
+                ],
                 ignore_conflicts=True,
-            )  # fmt: skip
+            )
             items = dict(
                 QueueItem.objects.filter(task=task, utterance_id__in=chunk).values_list(
                     "utterance_id", "pk"
                 )
             )
             QueueItem.objects.bulk_update(
-                [QueueItem(pk=items[pk], trust=float(t), trust_version=version, trust_source=source)
-                 for pk, t in zip(chunk, values, strict=True) if pk in items],
-                ["trust", "trust_version", "trust_source"], batch_size=2000,
-            )  # fmt: skip
+                [
+                    QueueItem(
+                        pk=items[pk],
+                        trust=float(t),
+                        trust_version=version,
+                        trust_source=source,
+                    )
+                    for pk, t in zip(chunk, values, strict=True)
+                    if pk in items
+                ],
+                ["trust", "trust_version", "trust_source"],
+                batch_size=2000,
+            )
     ModelVersion.objects.filter(pk=version.pk).update(scored_at=timezone.now())
     retention.model_files_prune(task=task)
     # The new version starts a new dashboard snapshot: compute it here, on the worker, rather

@@ -68,8 +68,11 @@ def training_runs_fail_stale(*, task: LabelTask | None = None) -> int:
     )
     if task is not None:
         runs = runs.filter(task=task)
-    return runs.update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
-             error="the worker stopped reporting progress (crashed or killed); nothing was changed")  # fmt: skip
+    return runs.update(
+        status=TrainingRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error="the worker stopped reporting progress (crashed or killed); nothing was changed",
+    )
 
 
 def _is_stale(run: TrainingRun) -> bool:
@@ -146,8 +149,12 @@ def training_run_execute(*, run_id: int) -> None:
     """
     claimed = TrainingRun.objects.filter(
         pk=run_id, status=TrainingRun.Status.QUEUED
-    ).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now(),
-             heartbeat_at=timezone.now(), progress=0.0)  # fmt: skip
+    ).update(
+        status=TrainingRun.Status.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        progress=0.0,
+    )
     if not claimed:
         return
     run = TrainingRun.objects.select_related("task").get(pk=run_id)
@@ -156,9 +163,10 @@ def training_run_execute(*, run_id: int) -> None:
     except Exception as exc:
         logger.exception("training run %s failed", run_id)
         TrainingRun.objects.filter(pk=run_id).update(
-            status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
+            status=TrainingRun.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
             finished_at=timezone.now(),
-        )  # fmt: skip
+        )
         return
     with transaction.atomic():
         ModelVersion.objects.filter(task=run.task, is_active=True).update(
@@ -166,9 +174,11 @@ def training_run_execute(*, run_id: int) -> None:
         )
         ModelVersion.objects.create(**version, is_active=True)
         TrainingRun.objects.filter(pk=run_id).update(
-            status=TrainingRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
+            status=TrainingRun.Status.SUCCEEDED,
+            progress=1.0,
+            finished_at=timezone.now(),
             metrics=version["metrics"],
-        )  # fmt: skip
+        )
         enqueue_on_commit(SCORE_POOL, run.pk)
 
 
@@ -208,10 +218,15 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
         result = learner.train(data, student_config, training, on_progress=progress)
         if name == "full":
             metrics = {
-                "validation": result.validation.as_dict() if result.validation else None,
-                "history": result.history, "seconds": result.seconds, "best_epoch": result.best_epoch,
-                "train_utterances": len(data), "human_labels": sum(ex.human is not None for ex in data),
-            }  # fmt: skip
+                "validation": result.validation.as_dict()
+                if result.validation
+                else None,
+                "history": result.history,
+                "seconds": result.seconds,
+                "best_epoch": result.best_epoch,
+                "train_utterances": len(data),
+                "human_labels": sum(ex.human is not None for ex in data),
+            }
         learner.save_student(
             result.student,
             directory / name,

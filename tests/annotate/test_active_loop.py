@@ -36,10 +36,16 @@ ANSWERS = ["it is here", "five o'clock", "your mother", "sure I can"]
 @pytest.fixture
 def loop_settings(settings, tiny_backbone):  # noqa: F811
     values = {
-        "LEARNER_BACKBONE": tiny_backbone, "LEARNER_EPOCHS": "1", "LEARNER_DEVICE": "cpu",
-        "LEARNER_MAX_LENGTH": "32", "PARLEY_TRUST_FOLDS": "2", "PARLEY_RETRAIN_EVERY": "6",
-        "PARLEY_OVERLAP_FRACTION": "0", "LLM_MODEL": "fake-1", "LLM_CONCURRENCY": "4",
-    }  # fmt: skip
+        "LEARNER_BACKBONE": tiny_backbone,
+        "LEARNER_EPOCHS": "1",
+        "LEARNER_DEVICE": "cpu",
+        "LEARNER_MAX_LENGTH": "32",
+        "PARLEY_TRUST_FOLDS": "2",
+        "PARLEY_RETRAIN_EVERY": "6",
+        "PARLEY_OVERLAP_FRACTION": "0",
+        "LLM_MODEL": "fake-1",
+        "LLM_CONCURRENCY": "4",
+    }
     for name, value in values.items():
         setattr(settings, name, int(value) if value.isdigit() else value)
     return values
@@ -77,11 +83,24 @@ def test_the_active_loop_runs_end_to_end_on_a_real_worker(
     worker, project, admin_alice, annotator_ann, fake
 ):
     assert connection.vendor == "postgresql"
-    lines = [{"id": f"d{d}", "turns": [
-        {"speaker": "AB"[t % 2], "text": (QUESTIONS if t % 2 == 0 else ANSWERS)[(d + t) % 4]} for t in range(4)]}
-        for d in range(10)]  # fmt: skip
-    job = services.import_job_create(project=project, upload=SimpleUploadedFile("loop.jsonl", jsonl(*lines)),
-                                     user=admin_alice)  # fmt: skip
+    lines = [
+        {
+            "id": f"d{d}",
+            "turns": [
+                {
+                    "speaker": "AB"[t % 2],
+                    "text": (QUESTIONS if t % 2 == 0 else ANSWERS)[(d + t) % 4],
+                }
+                for t in range(4)
+            ],
+        }
+        for d in range(10)
+    ]
+    job = services.import_job_create(
+        project=project,
+        upload=SimpleUploadedFile("loop.jsonl", jsonl(*lines)),
+        user=admin_alice,
+    )
     wait_for(lambda: ImportJob.objects.get(pk=job.pk).is_finished, "the import")
     task = project.tasks.get(name="act")
     assert QueueItem.objects.filter(task=task).count() == 40

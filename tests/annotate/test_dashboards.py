@@ -42,10 +42,19 @@ REFERENCE = [
 @pytest.fixture
 def act(project, settings):
     settings.PARLEY_OVERLAP_FRACTION = 0.0
-    turns = [{"speaker": "A", "text": f"u{i}",
-              "llm": {"act": [{"prompt": "P1", "label": label, "confidence": 0.9},
-                              {"prompt": "P2", "label": "inform", "confidence": 0.6}]}}
-             for i, label in enumerate(LLM)]  # fmt: skip
+    turns = [
+        {
+            "speaker": "A",
+            "text": f"u{i}",
+            "llm": {
+                "act": [
+                    {"prompt": "P1", "label": label, "confidence": 0.9},
+                    {"prompt": "P2", "label": "inform", "confidence": 0.6},
+                ]
+            },
+        }
+        for i, label in enumerate(LLM)
+    ]
     services.transcripts_import(
         project=project,
         stream=io.BytesIO(jsonl({"id": "d", "turns": turns})),
@@ -68,10 +77,16 @@ def human(
     task, i, value, *, who=None, at=T0, source="annotation", llm=None, trust=None
 ) -> HumanLabel:
     return HumanLabel.objects.create(
-        utterance=u(i), task=task, label=label(task, value), annotator=who,
-        annotator_name=who.username if who else "import", source=source if who or source != "annotation" else "import",
-        created_at=at, llm_label=label(task, llm) if llm else None, trust=trust,
-    )  # fmt: skip
+        utterance=u(i),
+        task=task,
+        label=label(task, value),
+        annotator=who,
+        annotator_name=who.username if who else "import",
+        source=source if who or source != "annotation" else "import",
+        created_at=at,
+        llm_label=label(task, llm) if llm else None,
+        trust=trust,
+    )
 
 
 @pytest.fixture
@@ -134,8 +149,14 @@ def test_student_accuracy_counts_only_labels_the_version_did_not_train_on(
         task=act, run=run, version=1, artifact_path="/x", is_active=True
     )
     for i, value in enumerate(["inform", "question", "inform"]):
-        Prediction.objects.create(utterance=u(i), task=act, model_version=version, probabilities=[1, 0, 0, 0],
-                                  label=label(act, value), trust=0.5)  # fmt: skip
+        Prediction.objects.create(
+            utterance=u(i),
+            task=act,
+            model_version=version,
+            probabilities=[1, 0, 0, 0],
+            label=label(act, value),
+            trust=0.5,
+        )
     human(
         act, 0, "question", who=annotator_ann, at=T0 - timedelta(hours=1)
     )  # trained on: left out
@@ -150,9 +171,15 @@ def test_student_accuracy_counts_only_labels_the_version_did_not_train_on(
 
 
 def test_trust_reliability_and_ece(act, annotator_ann):
-    for i, (trust, llm, value) in enumerate([(0.15, "inform", "question"), (0.15, "inform", "inform"),
-                                             (0.95, "inform", "inform"), (0.95, "question", "question"),
-                                             (1.0, "question", "question")]):  # fmt: skip
+    for i, (trust, llm, value) in enumerate(
+        [
+            (0.15, "inform", "question"),
+            (0.15, "inform", "inform"),
+            (0.95, "inform", "inform"),
+            (0.95, "question", "question"),
+            (1.0, "question", "question"),
+        ]
+    ):
         human(act, i, value, who=annotator_ann, llm=llm, trust=trust)
     result = dashboards.trust_calibration(task=act)
     assert [(b["bin"], b["n"]) for b in result["bins"]] == [(1, 2), (9, 3)]
@@ -191,7 +218,9 @@ def test_burndown_counts_each_utterance_once_on_its_first_label(
     human(act, 2, "inform", who=annotator_bob, at=T0 + timedelta(days=1))
     rows = dashboards.burndown(task=act)
     assert [(r["day"].isoformat(), r["labelled"], r["left"]) for r in rows] == [
-        ("2026-11-02", 2, 4), ("2026-11-03", 1, 3)]  # fmt: skip
+        ("2026-11-02", 2, 4),
+        ("2026-11-03", 1, 3),
+    ]
 
 
 def test_throughput_and_accepted_suggestions_per_annotator(
@@ -260,9 +289,20 @@ def test_the_dashboard_page_renders_every_panel(
     )
     client.force_login(lead_lena)
     page = client.get("/projects/support/tasks/act/dashboard/").content.decode()
-    for text in ("Student against human labels", "Training runs", "Per prompt of the bank", "Confusion matrix",
-                 "Reliability of trust scores", "Estimated wrong LLM labels", "Burn-down", "Annotators",
-                 "Cohen's κ", "Corpus (JSONL)", '<svg class="chart"', 'hx-trigger="every 2s"'):  # fmt: skip
+    for text in (
+        "Student against human labels",
+        "Training runs",
+        "Per prompt of the bank",
+        "Confusion matrix",
+        "Reliability of trust scores",
+        "Estimated wrong LLM labels",
+        "Burn-down",
+        "Annotators",
+        "Cohen's κ",
+        "Corpus (JSONL)",
+        '<svg class="chart"',
+        'hx-trigger="every 2s"',
+    ):
         assert text in page, text
     assert "<td>0.600</td>" in page  # P1's accuracy, from the fixture
     assert (

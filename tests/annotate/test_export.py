@@ -73,18 +73,58 @@ def _rows(project) -> dict[str, list[tuple]]:
 
 
 RICH = [
-    {"id": "r1", "metadata": {"channel": "chat", "score": 3}, "turns": [
-        {"speaker": "A", "text": "Where is my parcel? ünïcödé ✓", "timestamp": "2026-03-01T08:00:00+00:00",
-         "llm": {"act": [{"prompt": "P1", "label": "question", "confidence": 0.91},
-                         {"prompt": "P2", "model": "small", "distribution": {"question": 0.6, "inform": 0.4}}],
-                 "sentiment": {"label": "negative", "confidence": 0.55}},
-         "human": {"act": [{"label": "question", "annotator": "ann", "created_at": "2026-03-02T10:00:00+00:00"},
-                           {"label": "directive", "annotator": "bob", "created_at": "2026-03-02T11:00:00+00:00"}]}},
-        {"speaker": "B", "text": "It left the depot, \"line two\"\nwith a newline",
-         "llm": {"act": "inform"}},
-    ]},
-    {"id": "r2", "turns": [{"speaker": "A", "text": "Thanks", "llm": {"sentiment": {"distribution": {"positive": 1, "neutral": 2}}}}]},
-]  # fmt: skip
+    {
+        "id": "r1",
+        "metadata": {"channel": "chat", "score": 3},
+        "turns": [
+            {
+                "speaker": "A",
+                "text": "Where is my parcel? ünïcödé ✓",
+                "timestamp": "2026-03-01T08:00:00+00:00",
+                "llm": {
+                    "act": [
+                        {"prompt": "P1", "label": "question", "confidence": 0.91},
+                        {
+                            "prompt": "P2",
+                            "model": "small",
+                            "distribution": {"question": 0.6, "inform": 0.4},
+                        },
+                    ],
+                    "sentiment": {"label": "negative", "confidence": 0.55},
+                },
+                "human": {
+                    "act": [
+                        {
+                            "label": "question",
+                            "annotator": "ann",
+                            "created_at": "2026-03-02T10:00:00+00:00",
+                        },
+                        {
+                            "label": "directive",
+                            "annotator": "bob",
+                            "created_at": "2026-03-02T11:00:00+00:00",
+                        },
+                    ]
+                },
+            },
+            {
+                "speaker": "B",
+                "text": 'It left the depot, "line two"\nwith a newline',
+                "llm": {"act": "inform"},
+            },
+        ],
+    },
+    {
+        "id": "r2",
+        "turns": [
+            {
+                "speaker": "A",
+                "text": "Thanks",
+                "llm": {"sentiment": {"distribution": {"positive": 1, "neutral": 2}}},
+            }
+        ],
+    },
+]
 
 
 def test_jsonl_round_trip_gives_the_same_rows(project, import_bytes, annotator_ann):

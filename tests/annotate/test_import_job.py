@@ -108,9 +108,14 @@ def test_admin_upload_creates_a_job_and_shows_its_progress(
         mock.patch.object(tasks.import_transcripts, "delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        response = client.post("/admin/annotate/importjob/add/", {
-                "project": project.pk, "file": SimpleUploadedFile("c.jsonl", jsonl(dialogue())), "format": "",
-            })  # fmt: skip
+        response = client.post(
+            "/admin/annotate/importjob/add/",
+            {
+                "project": project.pk,
+                "file": SimpleUploadedFile("c.jsonl", jsonl(dialogue())),
+                "format": "",
+            },
+        )
     job = ImportJob.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(
         f"/importjob/{job.pk}/change/"
@@ -127,9 +132,14 @@ def test_admin_upload_creates_a_job_and_shows_its_progress(
 
 def test_admin_upload_rejects_an_unknown_file_type(client, project, root):
     client.force_login(root)
-    response = client.post("/admin/annotate/importjob/add/", {
-        "project": project.pk, "file": SimpleUploadedFile("c.txt", b"x"), "format": "",
-    })  # fmt: skip
+    response = client.post(
+        "/admin/annotate/importjob/add/",
+        {
+            "project": project.pk,
+            "file": SimpleUploadedFile("c.txt", b"x"),
+            "format": "",
+        },
+    )
     assert response.status_code == 200
     assert "unknown file type" in response.content.decode()
     assert not ImportJob.objects.exists()

@@ -69,9 +69,15 @@ def test_answers_are_read_leniently(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ['{"label": "greeting"}', '{"label": "inform", "confidence": 1.5}', '{"label": "inform",',
-     "I think it is a statement.", '["inform"]', '{"label": "inform", "confidence": "high"}'],
-)  # fmt: skip
+    [
+        '{"label": "greeting"}',
+        '{"label": "inform", "confidence": 1.5}',
+        '{"label": "inform",',
+        "I think it is a statement.",
+        '["inform"]',
+        '{"label": "inform", "confidence": "high"}',
+    ],
+)
 def test_anything_else_is_malformed(text):
     with pytest.raises(MalformedAnswer):
         parse_answer(text, ACT)
@@ -162,10 +168,22 @@ def test_the_rate_limiter_spaces_requests():
 def act_task(project) -> LabelTask:
     task = project.tasks.get(name="act")
     for name, turns in (("P1", 2), ("P2", 0)):
-        PromptTemplate.objects.create(task=task, name=name, template="{context}\nUtterance: {utterance}",
-                                      context_turns=turns)  # fmt: skip
-    lines = [{"id": f"d{i}", "turns": [{"speaker": "A", "text": "where is it?"},
-                                       {"speaker": "B", "text": "it is here"}]} for i in range(5)]  # fmt: skip
+        PromptTemplate.objects.create(
+            task=task,
+            name=name,
+            template="{context}\nUtterance: {utterance}",
+            context_turns=turns,
+        )
+    lines = [
+        {
+            "id": f"d{i}",
+            "turns": [
+                {"speaker": "A", "text": "where is it?"},
+                {"speaker": "B", "text": "it is here"},
+            ],
+        }
+        for i in range(5)
+    ]
     services.transcripts_import(
         project=project, stream=__import__("io").BytesIO(jsonl(*lines)), name="t.jsonl"
     )
@@ -193,8 +211,10 @@ def test_a_run_labels_every_utterance_under_every_prompt(act_task, fake, llm_set
     assert run.seconds > 0 and run.finished_at is not None
     labels = LlmLabel.objects.filter(task=act_task, model="fake-1")
     assert labels.count() == 20
-    assert {(lbl.utterance.text, lbl.label.value) for lbl in labels.select_related("utterance", "label")} == {
-        ("where is it?", "question"), ("it is here", "inform")}  # fmt: skip
+    assert {
+        (lbl.utterance.text, lbl.label.value)
+        for lbl in labels.select_related("utterance", "label")
+    } == {("where is it?", "question"), ("it is here", "inform")}
     soft = SoftLabel.objects.get(
         task=act_task, utterance__position=0, utterance__dialogue__external_id="d0"
     )

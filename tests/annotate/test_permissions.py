@@ -41,8 +41,16 @@ WEB = [
     ("student-export", "get", "/projects/support/tasks/act/student.zip", "lead"),
 ]
 # Success is not always 200: a POST redirects, a missing object answers 404 after the role check.
-SUCCESS = {"queue-renew": 204, "queue-release": 204, "queue-undo": 302, "queue-skip": 404, "queue-dialogue": 404,
-           "review-adjudicate": 404, "retrain": 302, "student-export": 404}  # fmt: skip
+SUCCESS = {
+    "queue-renew": 204,
+    "queue-release": 204,
+    "queue-undo": 302,
+    "queue-skip": 404,
+    "queue-dialogue": 404,
+    "review-adjudicate": 404,
+    "retrain": 302,
+    "student-export": 404,
+}
 API = [
     ("api-projects", "get", "/api/projects/", None),
     ("api-import", "post", "/api/projects/support/imports/", "admin"),
@@ -57,8 +65,13 @@ PERSONAS = [
     "admin_alice",
     "root",
 ]
-ROLE_OF = {"outsider_olga": None, "annotator_ann": "annotator", "lead_lena": "lead",
-           "admin_alice": "admin", "root": "admin"}  # fmt: skip
+ROLE_OF = {
+    "outsider_olga": None,
+    "annotator_ann": "annotator",
+    "lead_lena": "lead",
+    "admin_alice": "admin",
+    "root": "admin",
+}
 
 
 def _expected(persona: str, needed: str | None, *, api: bool, ok: int = 200) -> int:
@@ -141,14 +154,26 @@ def test_import_job_status_is_for_project_admins(
         )
         headers["Authorization"] = f"Bearer {key}"
     response = client.get(f"/api/imports/{job.pk}/", headers=headers)
-    expected = {"anonymous": 401, "outsider_olga": 404, "annotator_ann": 403, "lead_lena": 403,
-                "admin_alice": 200, "root": 200}[persona]  # fmt: skip
+    expected = {
+        "anonymous": 401,
+        "outsider_olga": 404,
+        "annotator_ann": 403,
+        "lead_lena": 403,
+        "admin_alice": 200,
+        "root": 200,
+    }[persona]
     assert response.status_code == expected
 
 
-@pytest.mark.parametrize(("persona", "expected"), [
-    ("annotator_ann", 302), ("lead_lena", 302), ("admin_alice", 302), ("root", 200),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("persona", "expected"),
+    [
+        ("annotator_ann", 302),
+        ("lead_lena", 302),
+        ("admin_alice", 302),
+        ("root", 200),
+    ],
+)
 def test_the_admin_site_is_for_staff(client, request, project, persona, expected):
     client.force_login(request.getfixturevalue(persona))
     assert client.get("/admin/annotate/importjob/add/").status_code == expected

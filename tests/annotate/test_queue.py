@@ -31,12 +31,36 @@ def act(project, settings):
         0.0  # one answer per item unless a test asks for two
     )
     turns = [
-        {"speaker": "A", "text": "sure", "llm": {"act": answers(("inform", 0.9), ("inform", 0.9), ("inform", 0.9))}},
-        {"speaker": "B", "text": "maybe", "llm": {"act": answers(("inform", 0.5), ("question", 0.6), ("directive", 0.5))}},
-        {"speaker": "A", "text": "go!", "llm": {"act": answers(("directive", 0.7), ("directive", 0.6), ("inform", 0.5))}},
-        {"speaker": "B", "text": "ok", "llm": {"act": answers(("commissive", 0.8), ("commissive", 0.8), ("commissive", 0.6))}},
+        {
+            "speaker": "A",
+            "text": "sure",
+            "llm": {"act": answers(("inform", 0.9), ("inform", 0.9), ("inform", 0.9))},
+        },
+        {
+            "speaker": "B",
+            "text": "maybe",
+            "llm": {
+                "act": answers(("inform", 0.5), ("question", 0.6), ("directive", 0.5))
+            },
+        },
+        {
+            "speaker": "A",
+            "text": "go!",
+            "llm": {
+                "act": answers(("directive", 0.7), ("directive", 0.6), ("inform", 0.5))
+            },
+        },
+        {
+            "speaker": "B",
+            "text": "ok",
+            "llm": {
+                "act": answers(
+                    ("commissive", 0.8), ("commissive", 0.8), ("commissive", 0.6)
+                )
+            },
+        },
         {"speaker": "A", "text": "hm"},
-    ]  # fmt: skip
+    ]
     services.transcripts_import(
         project=project,
         stream=io.BytesIO(jsonl({"id": "d1", "turns": turns})),
@@ -80,8 +104,13 @@ def test_sync_gives_every_utterance_one_item_with_a_heuristic_trust(act):
 def test_an_imported_human_label_closes_its_item(project, settings):
     # else one utterance in ten needs a second answer
     settings.PARLEY_OVERLAP_FRACTION = 0.0
-    line = {"id": "d9", "turns": [{"speaker": "A", "text": "x", "human": {"act": "inform"}},
-                                  {"speaker": "B", "text": "y"}]}  # fmt: skip
+    line = {
+        "id": "d9",
+        "turns": [
+            {"speaker": "A", "text": "x", "human": {"act": "inform"}},
+            {"speaker": "B", "text": "y"},
+        ],
+    }
     services.transcripts_import(
         project=project, stream=io.BytesIO(jsonl(line)), name="h.jsonl"
     )

@@ -34,16 +34,20 @@ def test_the_readme_commands_run_as_written_on_a_fresh_checkout(tmp_path):
     for name in ("manage.py", ".venv"):  # the repository as a new user has it
         (work / name).symlink_to(ROOT / name)
     (work / "calls.jsonl").write_bytes(jsonl(dialogue("c1", n_turns=3), dialogue("c2")))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "PARLEY_"))}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "PARLEY_"))
+    }
     env["PARLEY_DATA_DIR"] = str(tmp_path / "var")  # instead of the checkout's own var/
     first_steps = [
         ".venv/bin/python manage.py migrate -v0",
         ".venv/bin/python manage.py seed_demo",
     ]
     for command in first_steps + readme_commands():
-        out = subprocess.run(["bash", "-euc", command], cwd=work, env=env,
-                             capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            ["bash", "-euc", command], cwd=work, env=env, capture_output=True, text=True
+        )
         assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
     exported = (work / "out.jsonl").read_text().splitlines()
     assert len(exported) == 2

@@ -29,10 +29,17 @@ def versions(project, settings, tmp_path):
     out = []
     for n in range(1, 6):
         run = TrainingRun.objects.create(task=task, status="succeeded")
-        out.append(ModelVersion.objects.create(
-            task=task, run=run, version=n, artifact_path=str(_checkpoints(tmp_path, run)),
-            is_active=n == 5, pinned=n == 2, scored_at=None if n == 5 else timezone.now(),
-        ))  # fmt: skip
+        out.append(
+            ModelVersion.objects.create(
+                task=task,
+                run=run,
+                version=n,
+                artifact_path=str(_checkpoints(tmp_path, run)),
+                is_active=n == 5,
+                pinned=n == 2,
+                scored_at=None if n == 5 else timezone.now(),
+            )
+        )
     return out
 
 
@@ -80,7 +87,7 @@ def test_uploads_go_some_days_after_their_import_finished(project, settings):
             format="jsonl",
             status=status,
             finished_at=finished,
-        )  # fmt: skip
+        )
         for n, status, finished in [
             ("old", "failed", timezone.now() - timedelta(days=8)),
             ("recent", "succeeded", timezone.now() - timedelta(days=1)),

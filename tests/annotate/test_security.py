@@ -17,17 +17,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _production_env(tmp_path, **extra):
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "PARLEY_"))}  # fmt: skip
-    return {**clean, "DJANGO_SETTINGS_MODULE": "annotate.settings", "PARLEY_DATA_DIR": str(tmp_path),
-            "DJANGO_ALLOWED_HOSTS": "parley.example.org", **extra}  # fmt: skip
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "PARLEY_"))
+    }
+    return {
+        **clean,
+        "DJANGO_SETTINGS_MODULE": "annotate.settings",
+        "PARLEY_DATA_DIR": str(tmp_path),
+        "DJANGO_ALLOWED_HOSTS": "parley.example.org",
+        **extra,
+    }
 
 
 def test_the_deploy_check_is_clean_with_production_settings(tmp_path):
     out = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=_production_env(tmp_path), capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=_production_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no issues" in out.stdout
 
@@ -35,9 +46,12 @@ def test_the_deploy_check_is_clean_with_production_settings(tmp_path):
 def test_behind_a_tls_proxy_the_forwarded_scheme_is_trusted_only_when_asked(tmp_path):
     code = "import annotate.settings as s; print(getattr(s, 'SECURE_PROXY_SSL_HEADER', None))"
     run = lambda **e: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", code], cwd=ROOT, env=_production_env(tmp_path, **e),
-        capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_production_env(tmp_path, **e),
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     assert run() == "None"
     assert (
         run(DJANGO_SECURE_PROXY_SSL_HEADER="true")

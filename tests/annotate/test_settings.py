@@ -14,11 +14,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings(env: dict[str, str], expr: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "PARLEY_"))}  # fmt: skip
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "PARLEY_"))
+    }
     code = f"import annotate.settings as s; print({expr})"
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_nothing_configured_runs_embedded(tmp_path):
@@ -28,9 +36,10 @@ def test_nothing_configured_runs_embedded(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [
-        "django.db.backends.sqlite3", "filesystem://",
+        "django.db.backends.sqlite3",
+        "filesystem://",
         "django.core.cache.backends.filebased.FileBasedCache",
-    ]  # fmt: skip
+    ]
     assert (tmp_path / "broker").is_dir()
 
 
@@ -53,10 +62,16 @@ def test_embedded_broker_keeps_all_its_files_in_the_data_dir(tmp_path):
 def test_empty_variables_mean_the_default(tmp_path):
     # as `DATABASE_URL=` in a .env copied from .env.example, which honcho loads
     out = _settings(
-        {"DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": "",
-         "CELERY_BROKER_URL": "", "LEARNER_BACKBONE": ""},
+        {
+            "DJANGO_DEBUG": "true",
+            "PARLEY_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+            "CELERY_BROKER_URL": "",
+            "LEARNER_BACKBONE": "",
+        },
         "s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.LEARNER_BACKBONE",
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [
         "django.db.backends.sqlite3",
@@ -67,25 +82,53 @@ def test_empty_variables_mean_the_default(tmp_path):
 
 def test_urls_move_it_onto_postgres_and_redis(tmp_path):
     out = _settings(
-        {"DJANGO_DEBUG": "true", "PARLEY_DATA_DIR": str(tmp_path),
-         "DATABASE_URL": "postgres://u@db:5432/parley", "REDIS_URL": "redis://r:6379/0"},
+        {
+            "DJANGO_DEBUG": "true",
+            "PARLEY_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://u@db:5432/parley",
+            "REDIS_URL": "redis://r:6379/0",
+        },
         "s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL",
-    )  # fmt: skip
+    )
     assert out.stdout.split() == ["django.db.backends.postgresql", "redis://r:6379/0"]
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe': use true or false"),
-    ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_FILE_MB": "big"}, "expected an integer"),
-    ({"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_LINE_KB": "0"}, "must be at least 1"),
-    ({"DJANGO_DEBUG": "true", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
-    ({"DJANGO_DEBUG": "true", "LLM_BASE_URL": "http://llm:8000/v1"}, "LLM_MODEL must be set"),
-    ({"DJANGO_DEBUG": "true", "LLM_REQUESTS_PER_SECOND": "fast"}, "expected a number"),
-    ({"DJANGO_DEBUG": "true", "LLM_TIMEOUT_S": "nan"}, "must be at least"),
-    ({"DJANGO_DEBUG": "true", "PARLEY_OVERLAP_FRACTION": "1.5"}, "PARLEY_OVERLAP_FRACTION must be between"),
-    ({"DJANGO_DEBUG": "true", "LEARNER_OBJECTIVE": "mse"}, "LEARNER_OBJECTIVE='mse'"),
-    ({"DJANGO_DEBUG": "true", "LEARNER_PRECISION": "fp8"}, "LEARNER_PRECISION='fp8'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe': use true or false"),
+        (
+            {"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_FILE_MB": "big"},
+            "expected an integer",
+        ),
+        (
+            {"DJANGO_DEBUG": "true", "PARLEY_IMPORT_MAX_LINE_KB": "0"},
+            "must be at least 1",
+        ),
+        ({"DJANGO_DEBUG": "true", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+        (
+            {"DJANGO_DEBUG": "true", "LLM_BASE_URL": "http://llm:8000/v1"},
+            "LLM_MODEL must be set",
+        ),
+        (
+            {"DJANGO_DEBUG": "true", "LLM_REQUESTS_PER_SECOND": "fast"},
+            "expected a number",
+        ),
+        ({"DJANGO_DEBUG": "true", "LLM_TIMEOUT_S": "nan"}, "must be at least"),
+        (
+            {"DJANGO_DEBUG": "true", "PARLEY_OVERLAP_FRACTION": "1.5"},
+            "PARLEY_OVERLAP_FRACTION must be between",
+        ),
+        (
+            {"DJANGO_DEBUG": "true", "LEARNER_OBJECTIVE": "mse"},
+            "LEARNER_OBJECTIVE='mse'",
+        ),
+        (
+            {"DJANGO_DEBUG": "true", "LEARNER_PRECISION": "fp8"},
+            "LEARNER_PRECISION='fp8'",
+        ),
+    ],
+)
 def test_bad_values_fail_loudly(tmp_path, env, message):
     out = _settings({**env, "PARLEY_DATA_DIR": str(tmp_path)}, "1")
     assert out.returncode != 0

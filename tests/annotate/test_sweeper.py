@@ -32,9 +32,12 @@ def sent(monkeypatch):
 @pytest.fixture
 def job(project):
     return ImportJob.objects.create(
-        project=project, file=SimpleUploadedFile("a.jsonl", b"{}"), original_name="a.jsonl",
-        format="jsonl", nudged_at=LONG_AGO,
-    )  # fmt: skip
+        project=project,
+        file=SimpleUploadedFile("a.jsonl", b"{}"),
+        original_name="a.jsonl",
+        format="jsonl",
+        nudged_at=LONG_AGO,
+    )
 
 
 def test_a_job_queued_past_the_grace_is_sent_again_once(job, sent):
@@ -104,9 +107,14 @@ def test_an_import_whose_transaction_is_alive_is_left_alone(project, sent):
     if connection.vendor != "postgresql":
         pytest.skip("the advisory lock is PostgreSQL's")
     job = ImportJob.objects.create(
-        project=project, file=SimpleUploadedFile("c.jsonl", b"{}"), original_name="c.jsonl",
-        format="jsonl", status="running", started_at=LONG_AGO, attempts=1,
-    )  # fmt: skip
+        project=project,
+        file=SimpleUploadedFile("c.jsonl", b"{}"),
+        original_name="c.jsonl",
+        format="jsonl",
+        status="running",
+        started_at=LONG_AGO,
+        attempts=1,
+    )
     holding, done = threading.Event(), threading.Event()
 
     def importer():
@@ -130,8 +138,9 @@ def test_an_import_whose_transaction_is_alive_is_left_alone(project, sent):
 
 def test_an_llm_run_whose_lease_ran_out_is_sent_again(project, sent):
     task = project.tasks.get(name="act")
-    run = LlmRun.objects.create(task=task, model="m", status="running",
-                                lease_until=LONG_AGO, nudged_at=LONG_AGO)  # fmt: skip
+    run = LlmRun.objects.create(
+        task=task, model="m", status="running", lease_until=LONG_AGO, nudged_at=LONG_AGO
+    )
     assert sweeper.jobs_sweep()["llm_runs_resent"] == 1
     assert sent == [("annotate.llm_label_run", run.pk)]
     LlmRun.objects.filter(pk=run.pk).update(
@@ -153,8 +162,9 @@ def test_the_unfinished_scoring_of_the_active_version_is_sent_again(
 ):
     task = project.tasks.get(name="act")
     run = TrainingRun.objects.create(task=task, status="succeeded")
-    version = ModelVersion.objects.create(task=task, run=run, version=1, is_active=True,
-                                          artifact_path=str(tmp_path))  # fmt: skip
+    version = ModelVersion.objects.create(
+        task=task, run=run, version=1, is_active=True, artifact_path=str(tmp_path)
+    )
     ModelVersion.objects.filter(pk=version.pk).update(created_at=LONG_AGO)
     assert sweeper.jobs_sweep()["scorings_resent"] == 1
     assert sent == [("annotate.score_pool", run.pk)]

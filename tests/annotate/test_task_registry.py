@@ -21,9 +21,16 @@ def test_a_plain_django_process_knows_every_task_the_services_send(tmp_path):
         "print(all(name in app.tasks for name in names))\n"
         "import sys; print('torch' in sys.modules)\n"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "true",
-           "PARLEY_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": ""}  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                         capture_output=True, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "annotate.settings",
+        "DJANGO_DEBUG": "true",
+        "PARLEY_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False"]  # and the web process loads no torch

@@ -42,9 +42,18 @@ def act(project, learner_settings):
                 if question
                 else ("question" if wrong else "inform")
             )
-            turns.append({"speaker": "AB"[t % 2], "text": text,
-                          "llm": {"act": [{"prompt": "P1", "label": label, "confidence": 0.8},
-                                          {"prompt": "P2", "label": label, "confidence": 0.6}]}})  # fmt: skip
+            turns.append(
+                {
+                    "speaker": "AB"[t % 2],
+                    "text": text,
+                    "llm": {
+                        "act": [
+                            {"prompt": "P1", "label": label, "confidence": 0.8},
+                            {"prompt": "P2", "label": label, "confidence": 0.6},
+                        ]
+                    },
+                }
+            )
         lines.append({"id": f"d{d}", "turns": turns})
     services.transcripts_import(
         project=project, stream=io.BytesIO(jsonl(*lines)), name="t.jsonl"
@@ -85,11 +94,27 @@ def test_a_project_of_one_dialogue_trains_and_scores_without_the_empty_fold(
 ):
     # The one dialogue falls in one of the two folds; the model of that fold would train on
     # the other fold's dialogues, of which there are none.
-    turns = [{"speaker": "AB"[t % 2], "text": (QUESTIONS if t % 2 == 0 else ANSWERS)[t],
-              "llm": {"act": [{"prompt": "P1", "label": "question" if t % 2 == 0 else "inform",
-                               "confidence": 0.9}]}} for t in range(4)]  # fmt: skip
-    services.transcripts_import(project=project, name="one.jsonl",
-                                stream=io.BytesIO(jsonl({"id": "only", "turns": turns})))  # fmt: skip
+    turns = [
+        {
+            "speaker": "AB"[t % 2],
+            "text": (QUESTIONS if t % 2 == 0 else ANSWERS)[t],
+            "llm": {
+                "act": [
+                    {
+                        "prompt": "P1",
+                        "label": "question" if t % 2 == 0 else "inform",
+                        "confidence": 0.9,
+                    }
+                ]
+            },
+        }
+        for t in range(4)
+    ]
+    services.transcripts_import(
+        project=project,
+        name="one.jsonl",
+        stream=io.BytesIO(jsonl({"id": "only", "turns": turns})),
+    )
     task = project.tasks.get(name="act")
     services.queue_sync(task=task)
     run = TrainingRun.objects.create(task=task)
@@ -182,8 +207,12 @@ def test_a_run_whose_worker_died_does_not_block_the_next_one(act):
 
     from django.utils import timezone
 
-    dead = TrainingRun.objects.create(task=act, status="running", started_at=timezone.now() - timedelta(hours=1),
-                                      heartbeat_at=timezone.now() - timedelta(minutes=11))  # fmt: skip
+    dead = TrainingRun.objects.create(
+        task=act,
+        status="running",
+        started_at=timezone.now() - timedelta(hours=1),
+        heartbeat_at=timezone.now() - timedelta(minutes=11),
+    )
     alive = services.training_run_request(task=act)
     dead.refresh_from_db()
     assert dead.status == "failed" and "stopped reporting progress" in dead.error

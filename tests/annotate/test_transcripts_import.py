@@ -30,11 +30,20 @@ def _counts() -> tuple[int, ...]:
 
 
 def test_it_imports_dialogues_with_turns_in_order(import_bytes):
-    obj = {"id": "d1", "metadata": {"channel": "phone"}, "topic": "billing", "turns": [
-        {"position": 1, "speaker": "agent", "text": "How can I help?",
-         "timestamp": "2026-01-05T10:00:03+01:00"},
-        {"position": 0, "speaker": "customer", "text": "Hello"},
-    ]}  # fmt: skip
+    obj = {
+        "id": "d1",
+        "metadata": {"channel": "phone"},
+        "topic": "billing",
+        "turns": [
+            {
+                "position": 1,
+                "speaker": "agent",
+                "text": "How can I help?",
+                "timestamp": "2026-01-05T10:00:03+01:00",
+            },
+            {"position": 0, "speaker": "customer", "text": "Hello"},
+        ],
+    }
     result = import_bytes(jsonl(obj))
     assert result.as_dict() == {
         "created": 1,
@@ -180,15 +189,27 @@ def test_reimporting_known_dialogues_skips_them(import_bytes):
 def test_update_replaces_text_and_llm_labels_and_only_adds_human_labels(
     import_bytes, annotator_ann
 ):
-    first = dialogue("d1", n_turns=2, llm={"act": [{"prompt": "P1", "label": "inform"}]},
-                     human={"act": {"label": "inform", "annotator": "ann"}})  # fmt: skip
+    first = dialogue(
+        "d1",
+        n_turns=2,
+        llm={"act": [{"prompt": "P1", "label": "inform"}]},
+        human={"act": {"label": "inform", "annotator": "ann"}},
+    )
     import_bytes(jsonl(first))
     utterance = Utterance.objects.get(position=0)
-    HumanLabel.objects.create(utterance=utterance, task=utterance.llm_labels.get().task,
-                              label=utterance.llm_labels.get().label, annotator=annotator_ann,
-                              created_at=timezone.now())  # fmt: skip
-    second = dialogue("d1", n_turns=3, llm={"act": [{"prompt": "P2", "label": "question"}]},
-                      human={"act": {"label": "inform", "annotator": "ann"}})  # fmt: skip
+    HumanLabel.objects.create(
+        utterance=utterance,
+        task=utterance.llm_labels.get().task,
+        label=utterance.llm_labels.get().label,
+        annotator=annotator_ann,
+        created_at=timezone.now(),
+    )
+    second = dialogue(
+        "d1",
+        n_turns=3,
+        llm={"act": [{"prompt": "P2", "label": "question"}]},
+        human={"act": {"label": "inform", "annotator": "ann"}},
+    )
     second["turns"][0]["text"] = "edited"
     result = import_bytes(jsonl(second), update=True)
     assert (result.created, result.updated, result.skipped, result.utterances) == (

@@ -95,8 +95,11 @@ def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
         for k, v in os.environ.items()
         if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
     }
-    env |= {"DJANGO_SETTINGS_MODULE": "annotate.settings", "DJANGO_DEBUG": "true",
-            "PARLEY_DATA_DIR": str(tmp_path / "var")}  # fmt: skip
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "annotate.settings",
+        "DJANGO_DEBUG": "true",
+        "PARLEY_DATA_DIR": str(tmp_path / "var"),
+    }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
@@ -116,8 +119,14 @@ def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
         f"upload=SimpleUploadedFile('e.jsonl', open({str(upload)!r}, 'rb').read()), user=None);"
         "print(job.pk)"
     )
-    job_id = subprocess.run([*manage, "shell", "--no-imports", "-c", script], cwd=ROOT, env=env, check=True,
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    job_id = subprocess.run(
+        [*manage, "shell", "--no-imports", "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     worker = start_worker(env, tmp_path / "worker.log")
     try:
         check = (
@@ -128,8 +137,14 @@ def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
             "    time.sleep(0.2)\n"
             "print(job.status, job.created, job.utterances, job.error)"
         )
-        out = subprocess.run([*manage, "shell", "--no-imports", "-c", check], cwd=ROOT, env=env, check=True,
-                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+        out = subprocess.run(
+            [*manage, "shell", "--no-imports", "-c", check],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     finally:
         stop(worker)
     assert out == "succeeded 5 10", (tmp_path / "worker.log").read_text()[-3000:]

@@ -20,8 +20,14 @@ QUEUE = "/projects/support/tasks/act/queue/"
 @pytest.fixture
 def act(project, settings):
     settings.PARLEY_OVERLAP_FRACTION = 0.0  # one answer per item
-    turns = [{"speaker": "AB"[i % 2], "text": f"turn {i}",
-              "llm": {"act": {"label": "inform", "confidence": 0.5 + i / 20}}} for i in range(6)]  # fmt: skip
+    turns = [
+        {
+            "speaker": "AB"[i % 2],
+            "text": f"turn {i}",
+            "llm": {"act": {"label": "inform", "confidence": 0.5 + i / 20}},
+        }
+        for i in range(6)
+    ]
     services.transcripts_import(
         project=project,
         stream=io.BytesIO(jsonl({"id": "d1", "turns": turns})),
@@ -102,8 +108,11 @@ def test_the_script_submit_answers_with_the_next_item_to_fetch_ahead(
         QueueItem.objects.get(task=act, utterance__text=t) for t in ("turn 0", "turn 1")
     )
     cache.delete(f"queue-open:{act.pk}")  # "left" is cached for a few seconds
-    response = client.post(f"{QUEUE}{first.pk}/submit", {"label": "inform", "submission_key": "k-2",
-                                                         "showing": [second.pk]}, headers={"X-Parley-Fragment": "1"})  # fmt: skip
+    response = client.post(
+        f"{QUEUE}{first.pk}/submit",
+        {"label": "inform", "submission_key": "k-2", "showing": [second.pk]},
+        headers={"X-Parley-Fragment": "1"},
+    )
     assert response.status_code == 200
     third = QueueItem.objects.get(task=act, utterance__text="turn 2")
     assert f'id="item-{third.pk}"' in response.content.decode()
@@ -113,8 +122,11 @@ def test_the_script_submit_answers_with_the_next_item_to_fetch_ahead(
 def test_an_unknown_label_is_refused_and_nothing_is_stored(client, act, annotator_ann):
     client.force_login(annotator_ann)
     item = QueueItem.objects.get(task=act, utterance__text="turn 0")
-    response = client.post(f"{QUEUE}{item.pk}/submit", {"label": "nope", "submission_key": "k"},
-                           headers={"X-Parley-Fragment": "1"})  # fmt: skip
+    response = client.post(
+        f"{QUEUE}{item.pk}/submit",
+        {"label": "nope", "submission_key": "k"},
+        headers={"X-Parley-Fragment": "1"},
+    )
     assert response.status_code == 409 and not HumanLabel.objects.exists()
 
 
@@ -197,7 +209,10 @@ def test_disagreements_are_reviewed_and_adjudication_keeps_the_originals(
     assert response.status_code == 302
     labels = HumanLabel.objects.filter(utterance=item.utterance).order_by("pk")
     assert [(h.source, h.label.value) for h in labels] == [
-        ("annotation", "inform"), ("annotation", "question"), ("adjudication", "question")]  # fmt: skip
+        ("annotation", "inform"),
+        ("annotation", "question"),
+        ("adjudication", "question"),
+    ]
     assert services.selectors.review_rows(task=act) == []
     ex = services.selectors.training_examples(
         task=act, utterance_ids=[item.utterance_id]

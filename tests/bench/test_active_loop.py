@@ -17,8 +17,22 @@ def test_every_strategy_runs_rounds_and_reports_them(
     settings.LEARNER_DEVICE = "cpu"
     settings.PARLEY_OVERLAP_FRACTION = 0.0
     settings.PARLEY_RETRAIN_EVERY = 10**9
-    args = active_loop.parse_args(["--pool", str(pool), "--llm-labels", str(labels), "--eval", str(pool),
-                                   "--budget", "0.5", "--rounds", "2", "--strategy", strategy])  # fmt: skip
+    args = active_loop.parse_args(
+        [
+            "--pool",
+            str(pool),
+            "--llm-labels",
+            str(labels),
+            "--eval",
+            str(pool),
+            "--budget",
+            "0.5",
+            "--rounds",
+            "2",
+            "--strategy",
+            strategy,
+        ]
+    )
     report = active_loop.simulate(args)
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert all(
@@ -42,10 +56,31 @@ def test_the_command_runs_on_its_own_embedded_database(files, tiny_backbone, tmp
         if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PARLEY_"))
     }
     out = subprocess.run(
-        [sys.executable, "-m", "bench.active_loop", "--pool", str(pool), "--llm-labels", str(labels),
-         "--eval", str(pool), "--budget", "0.25", "--rounds", "1", "--epochs", "1", "--backbone", tiny_backbone,
-         "--out", str(tmp_path / "loop.json")],
-        capture_output=True, text=True, env=env, timeout=240,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench.active_loop",
+            "--pool",
+            str(pool),
+            "--llm-labels",
+            str(labels),
+            "--eval",
+            str(pool),
+            "--budget",
+            "0.25",
+            "--rounds",
+            "1",
+            "--epochs",
+            "1",
+            "--backbone",
+            tiny_backbone,
+            "--out",
+            str(tmp_path / "loop.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "round 1: answered 8" in out.stdout

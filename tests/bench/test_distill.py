@@ -54,11 +54,34 @@ def test_the_cli_prints_a_row_per_objective_and_writes_every_run(
 ):
     pool, labels = files
     out = tmp_path / "results.json"
-    report = distill.main([
-        "--train", str(pool), "--llm-labels", str(labels), "--eval", str(pool), "--task", "sentiment",
-        "--objective", "kd", "pref", "--human-fraction", "0", "0.25", "--seeds", "2",
-        "--backbone", tiny_backbone, "--epochs", "1", "--device", "cpu", "--out", str(out),
-    ])  # fmt: skip
+    report = distill.main(
+        [
+            "--train",
+            str(pool),
+            "--llm-labels",
+            str(labels),
+            "--eval",
+            str(pool),
+            "--task",
+            "sentiment",
+            "--objective",
+            "kd",
+            "pref",
+            "--human-fraction",
+            "0",
+            "0.25",
+            "--seeds",
+            "2",
+            "--backbone",
+            tiny_backbone,
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert (
         "teacher (LLM majority over prompts) on the training pool: accuracy 1.0000"
@@ -75,15 +98,38 @@ def test_seeds_split_over_processes_merge_into_the_same_table(
 ):
     pool, labels = files
     common = [
-        "--train", str(pool), "--llm-labels", str(labels), "--eval", str(pool), "--task", "act",
-        "--objective", "ce", "--backbone", tiny_backbone, "--epochs", "1", "--device", "cpu",
-    ]  # fmt: skip
+        "--train",
+        str(pool),
+        "--llm-labels",
+        str(labels),
+        "--eval",
+        str(pool),
+        "--task",
+        "act",
+        "--objective",
+        "ce",
+        "--backbone",
+        tiny_backbone,
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]
     whole = distill.main(
         [*common, "--seeds", "2", "--out", str(tmp_path / "whole.json")]
     )
     for seed in (0, 1):
-        distill.main([*common, "--seeds", "1", "--first-seed", str(seed),
-                      "--out", str(tmp_path / f"seed{seed}.json")])  # fmt: skip
+        distill.main(
+            [
+                *common,
+                "--seeds",
+                "1",
+                "--first-seed",
+                str(seed),
+                "--out",
+                str(tmp_path / f"seed{seed}.json"),
+            ]
+        )
     capsys.readouterr()
     merged = distill.main(
         ["--merge", str(tmp_path / "seed1.json"), str(tmp_path / "seed0.json")]

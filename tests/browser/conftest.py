@@ -77,9 +77,20 @@ def make_dialogues(project: Any, n_dialogues: int = 6, turns: int = 4) -> Any:
             text = (
                 f"Where is parcel {d}-{t}?" if question else f"It is in depot {d}-{t}."
             )
-            rows.append({"speaker": "AB"[t % 2], "text": text,
-                         "llm": {"act": {"label": "question" if question else "inform",
-                                         "confidence": round(0.4 + 0.5 * ((d * turns + t) % 10) / 10, 2)}}})  # fmt: skip
+            rows.append(
+                {
+                    "speaker": "AB"[t % 2],
+                    "text": text,
+                    "llm": {
+                        "act": {
+                            "label": "question" if question else "inform",
+                            "confidence": round(
+                                0.4 + 0.5 * ((d * turns + t) % 10) / 10, 2
+                            ),
+                        }
+                    },
+                }
+            )
         lines.append({"id": f"call-{d}", "turns": rows})
     body = "".join(__import__("json").dumps(line) + "\n" for line in lines).encode()
     services.transcripts_import(

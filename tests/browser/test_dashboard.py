@@ -16,12 +16,25 @@ from tests.browser.conftest import make_dialogues
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_dashboard_shows_every_panel_and_polls_a_running_training(signed_in, live_server, project, settings,
-                                                                      annotator_ann, annotator_bob, lead_lena, tmp_path):  # fmt: skip
+def test_the_dashboard_shows_every_panel_and_polls_a_running_training(
+    signed_in,
+    live_server,
+    project,
+    settings,
+    annotator_ann,
+    annotator_bob,
+    lead_lena,
+    tmp_path,
+):
     settings.PARLEY_OVERLAP_FRACTION = 0.0
     task = make_dialogues(project)
-    done = TrainingRun.objects.create(task=task, status="succeeded", progress=1.0,
-                                      started_at=timezone.now() - timedelta(hours=1), finished_at=timezone.now())  # fmt: skip
+    done = TrainingRun.objects.create(
+        task=task,
+        status="succeeded",
+        progress=1.0,
+        started_at=timezone.now() - timedelta(hours=1),
+        finished_at=timezone.now(),
+    )
     version = ModelVersion.objects.create(
         task=task, run=done, version=1, artifact_path=str(tmp_path), is_active=True
     )
@@ -31,8 +44,14 @@ def test_the_dashboard_shows_every_panel_and_polls_a_running_training(signed_in,
     for n, item in enumerate(items):
         question = item.utterance.text.endswith("?")
         truth = "question" if question else "inform"
-        Prediction.objects.create(utterance=item.utterance, task=task, model_version=version, trust=item.trust,
-                                  probabilities=[0.1, 0.7, 0.1, 0.1], label_id=task.labels.get(value=truth).pk)  # fmt: skip
+        Prediction.objects.create(
+            utterance=item.utterance,
+            task=task,
+            model_version=version,
+            trust=item.trust,
+            probabilities=[0.1, 0.7, 0.1, 0.1],
+            label_id=task.labels.get(value=truth).pk,
+        )
         if n < 16:
             who = annotator_ann if n % 2 else annotator_bob
             answer = truth if n % 5 else "directive"

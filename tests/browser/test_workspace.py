@@ -37,7 +37,9 @@ def press_and_advance(page, key: str) -> None:
     page.keyboard.press(key)
     page.wait_for_function(
         "before => { const a = document.querySelector('#current article.item');"
-        " return a && a.dataset.item !== before; }", arg=before)  # fmt: skip
+        " return a && a.dataset.item !== before; }",
+        arg=before,
+    )
 
 
 def wait_saved(count: int, **filters) -> None:
@@ -99,9 +101,13 @@ def test_two_annotators_never_see_the_same_item_at_once(
     bob.goto(live_server.url + QUEUE)
 
     def on_page(page) -> set[str]:
-        return set(page.eval_on_selector_all(
-            "#current article.item, #ahead", "els => els.flatMap(e => e.tagName === 'TEMPLATE'"
-            " ? [...e.content.querySelectorAll('article.item')].map(a => a.dataset.item) : [e.dataset.item])"))  # fmt: skip
+        return set(
+            page.eval_on_selector_all(
+                "#current article.item, #ahead",
+                "els => els.flatMap(e => e.tagName === 'TEMPLATE'"
+                " ? [...e.content.querySelectorAll('article.item')].map(a => a.dataset.item) : [e.dataset.item])",
+            )
+        )
 
     for step in range(6):
         assert not on_page(ann) & on_page(bob)
@@ -164,8 +170,10 @@ def test_flag_then_adjudicate(
     page.keyboard.type("Is this a question or a request?")
     before = current(page)
     page.keyboard.press("Control+Enter")
-    page.wait_for_function("before => document.querySelector('#current article.item').dataset.item !== before",
-                           arg=before)  # fmt: skip
+    page.wait_for_function(
+        "before => document.querySelector('#current article.item').dataset.item !== before",
+        arg=before,
+    )
     page.wait_for_function(
         "() => document.getElementById('status').textContent === 'Flagged for review.'"
     )

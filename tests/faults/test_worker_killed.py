@@ -31,12 +31,22 @@ from tests.processes import kill, start_worker, stop, wait_for, worker_env
 
 
 def _big_file(dialogues: int, turns: int = 10) -> bytes:
-    return jsonl(*[
-        {"id": f"d{d}", "turns": [{"speaker": "AB"[t % 2], "text": f"turn {t} of {d}",
-                                   "llm": {"act": {"label": "inform", "confidence": 0.7}}}
-                                  for t in range(turns)]}
-        for d in range(dialogues)
-    ])  # fmt: skip
+    return jsonl(
+        *[
+            {
+                "id": f"d{d}",
+                "turns": [
+                    {
+                        "speaker": "AB"[t % 2],
+                        "text": f"turn {t} of {d}",
+                        "llm": {"act": {"label": "inform", "confidence": 0.7}},
+                    }
+                    for t in range(turns)
+                ],
+            }
+            for d in range(dialogues)
+        ]
+    )
 
 
 def test_an_import_killed_mid_way_leaves_nothing_and_is_imported_again(
@@ -74,8 +84,11 @@ def test_an_import_killed_mid_way_leaves_nothing_and_is_imported_again(
 
     worker = start_worker(env, tmp_path / "w2.log")
     try:
-        wait_for(lambda: ImportJob.objects.get(pk=job.pk).is_finished, timeout=120,
-                 what="import done")  # fmt: skip
+        wait_for(
+            lambda: ImportJob.objects.get(pk=job.pk).is_finished,
+            timeout=120,
+            what="import done",
+        )
     finally:
         stop(worker)
     job.refresh_from_db()
@@ -110,16 +123,24 @@ def trained(transactional_db, project, settings, tiny_backbone, annotator_ann): 
     )
     task = project.tasks.get(name="act")
     for n, item in enumerate(QueueItem.objects.filter(task=task).order_by("pk")[:20]):
-        services.label_submit(item_id=item.pk, annotator=annotator_ann,
-                              label="question" if n % 2 else "inform", submission_key=f"k{n}")  # fmt: skip
+        services.label_submit(
+            item_id=item.pk,
+            annotator=annotator_ann,
+            label="question" if n % 2 else "inform",
+            submission_key=f"k{n}",
+        )
     run = services.training_run_request(task=task)
     services.training_run_execute(run_id=run.pk)
     return task
 
 
 def _learner_env(settings, **extra):
-    return {"LEARNER_BACKBONE": settings.LEARNER_BACKBONE, "LEARNER_DEVICE": "cpu",
-            "LEARNER_MAX_LENGTH": "32", **extra}  # fmt: skip
+    return {
+        "LEARNER_BACKBONE": settings.LEARNER_BACKBONE,
+        "LEARNER_DEVICE": "cpu",
+        "LEARNER_MAX_LENGTH": "32",
+        **extra,
+    }
 
 
 def test_a_training_killed_mid_way_is_failed_and_changes_nothing(
@@ -133,8 +154,11 @@ def test_a_training_killed_mid_way_is_failed_and_changes_nothing(
         **redis_env(private_redis), **_learner_env(settings, LEARNER_EPOCHS="500")
     )
     worker = start_worker(env, tmp_path / "w.log", queues="training")
-    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).heartbeat_at, timeout=120,
-             what="training started")  # fmt: skip
+    wait_for(
+        lambda: TrainingRun.objects.get(pk=run.pk).heartbeat_at,
+        timeout=120,
+        what="training started",
+    )
     kill(worker)
     assert TrainingRun.objects.get(pk=run.pk).status == "running"
 
@@ -173,8 +197,11 @@ def test_a_scoring_killed_mid_way_is_sent_again_and_finishes(
     assert sweeper.jobs_sweep()["scorings_resent"] == 1
     worker = start_worker(env, tmp_path / "w2.log", queues="training")
     try:
-        wait_for(lambda: ModelVersion.objects.get(pk=version.pk).scored_at, timeout=180,
-                 what="scoring done")  # fmt: skip
+        wait_for(
+            lambda: ModelVersion.objects.get(pk=version.pk).scored_at,
+            timeout=180,
+            what="scoring done",
+        )
     finally:
         stop(worker)
     assert Prediction.objects.filter(model_version=version).count() == total
@@ -187,8 +214,13 @@ def test_an_llm_run_killed_mid_way_resumes_where_it_stopped(
     transactional_db, private_redis, project, settings, tmp_path
 ):
     settings.PARLEY_OVERLAP_FRACTION = 0.0
-    lines = [{"id": f"d{d}", "turns": [{"speaker": "A", "text": f"is {d}-{t} here?"}
-                                       for t in range(10)]} for d in range(20)]  # fmt: skip
+    lines = [
+        {
+            "id": f"d{d}",
+            "turns": [{"speaker": "A", "text": f"is {d}-{t} here?"} for t in range(10)],
+        }
+        for d in range(20)
+    ]
     services.transcripts_import(
         project=project, stream=io.BytesIO(jsonl(*lines)), name="l.jsonl"
     )
@@ -199,14 +231,22 @@ def test_an_llm_run_killed_mid_way_resumes_where_it_stopped(
         )
     with FakeLlm(slow_s=0.05) as fake:
         fake.always = "slow"
-        llm = {"LLM_BASE_URL": fake.base_url, "LLM_MODEL": "fake", "LLM_CONCURRENCY": "2",
-               "LLM_LOGPROBS": "false", "PARLEY_JOB_STALE_S": "2"}  # fmt: skip
+        llm = {
+            "LLM_BASE_URL": fake.base_url,
+            "LLM_MODEL": "fake",
+            "LLM_CONCURRENCY": "2",
+            "LLM_LOGPROBS": "false",
+            "PARLEY_JOB_STALE_S": "2",
+        }
         settings.LLM_BASE_URL, settings.LLM_MODEL = fake.base_url, "fake"
         run = services.llm_run_request(task=task)
         env = worker_env(**redis_env(private_redis), **llm)
         worker = start_worker(env, tmp_path / "w1.log")
-        wait_for(lambda: LlmRun.objects.get(pk=run.pk).done >= 64, timeout=60,
-                 what="first batch stored")  # fmt: skip
+        wait_for(
+            lambda: LlmRun.objects.get(pk=run.pk).done >= 64,
+            timeout=60,
+            what="first batch stored",
+        )
         kill(worker)
         run.refresh_from_db()
         assert run.status == "running" and 64 <= run.done < 400
@@ -214,13 +254,22 @@ def test_an_llm_run_killed_mid_way_resumes_where_it_stopped(
 
         fake.always = None
         settings.PARLEY_JOB_QUEUED_GRACE_S = 0
-        wait_for(lambda: LlmRun.objects.get(pk=run.pk).lease_until < __import__(
-            "django.utils.timezone").utils.timezone.now(), timeout=10, what="lease over")  # fmt: skip
+        wait_for(
+            lambda: (
+                LlmRun.objects.get(pk=run.pk).lease_until
+                < __import__("django.utils.timezone").utils.timezone.now()
+            ),
+            timeout=10,
+            what="lease over",
+        )
         assert sweeper.jobs_sweep()["llm_runs_resent"] == 1
         worker = start_worker(env, tmp_path / "w2.log")
         try:
-            wait_for(lambda: LlmRun.objects.get(pk=run.pk).status == "succeeded",
-                     timeout=60, what="run done")  # fmt: skip
+            wait_for(
+                lambda: LlmRun.objects.get(pk=run.pk).status == "succeeded",
+                timeout=60,
+                what="run done",
+            )
         finally:
             stop(worker)
         resumed = len(fake.requests) - asked_before

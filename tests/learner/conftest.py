@@ -16,8 +16,14 @@ def tiny_backbone(tmp_path_factory) -> str:
     tokenizer = AutoTokenizer.from_pretrained(
         backbone_path("minilm-l6"), local_files_only=True
     )
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)

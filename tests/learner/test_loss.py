@@ -46,8 +46,10 @@ def test_llmr_reward_is_the_centred_teacher_log_score():
 def test_llmr_value_is_minus_the_expected_reward_plus_entropy_bonus():
     q = torch.tensor([[0.6, 0.4]])
     soft = torch.tensor([[0.8, 0.2]])
-    r = [math.log(0.8) - (math.log(0.8) + math.log(0.2)) / 2,
-         math.log(0.2) - (math.log(0.8) + math.log(0.2)) / 2]  # fmt: skip
+    r = [
+        math.log(0.8) - (math.log(0.8) + math.log(0.2)) / 2,
+        math.log(0.2) - (math.log(0.8) + math.log(0.2)) / 2,
+    ]
     h = -(0.6 * math.log(0.6) + 0.4 * math.log(0.4))
     expected = -(0.6 * r[0] + 0.4 * r[1] + 0.5 * h)
     assert loss.llmr(q.log(), soft, entropy_weight=0.5).item() == pytest.approx(
@@ -97,12 +99,14 @@ def test_llmr_with_full_entropy_weight_is_optimal_at_the_teacher():
 def _pref(logits, soft, agreement=None, group=None, position=None, **options):
     n = soft.shape[0]
     return loss.pref(
-        logits, soft,
+        logits,
+        soft,
         torch.ones(n) if agreement is None else torch.tensor(agreement),
         torch.zeros(n, dtype=torch.long) if group is None else torch.tensor(group),
         torch.arange(n) if position is None else torch.tensor(position),
-        PrefOptions(**options), trim=True,
-    )  # fmt: skip
+        PrefOptions(**options),
+        trim=True,
+    )
 
 
 def test_pref_matches_the_formula_on_one_pair():
@@ -141,10 +145,14 @@ def test_pref_hinge_is_zero_when_every_gap_exceeds_its_margin():
 def test_pref_grows_with_the_llm_preference_gap(hinge):
     z = logits_for([[0.5, 0.5], [0.5, 0.5]])  # the student has no preference yet
     values = [
-        _pref(z, torch.tensor([[0.5 + d / 2, 0.5 - d / 2], [0.5 - d / 2, 0.5 + d / 2]]),
-              hinge=hinge, tau=0.05).item()
+        _pref(
+            z,
+            torch.tensor([[0.5 + d / 2, 0.5 - d / 2], [0.5 - d / 2, 0.5 + d / 2]]),
+            hinge=hinge,
+            tau=0.05,
+        ).item()
         for d in (0.2, 0.5, 0.9)
-    ]  # fmt: skip
+    ]
     assert values[0] < values[1] < values[2]
 
 

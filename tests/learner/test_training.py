@@ -102,8 +102,12 @@ def test_two_stage_trains_on_llm_labels_then_on_the_human_labels(
 ):
     from dataclasses import replace
 
-    with_humans = [replace(ex, human=ex.position % 2) if ex.dialogue_id in {"d0", "d1", "d2"} else ex
-                   for ex in toy_dialogues]  # fmt: skip
+    with_humans = [
+        replace(ex, human=ex.position % 2)
+        if ex.dialogue_id in {"d0", "d1", "d2"}
+        else ex
+        for ex in toy_dialogues
+    ]
     result = train(
         with_humans, tiny_config, quick(two_stage=True, stage2_epochs=1, val_fraction=0)
     )
@@ -157,8 +161,10 @@ def test_the_input_marks_speakers_and_puts_the_latest_context_first(tiny_config)
 
 
 def test_the_learner_never_imports_django():
-    code = ("import sys, learner, learner.training, learner.checkpoint, learner.uncertainty; "
-            "learner.train; assert not any(m.startswith('django') for m in sys.modules), 'django'")  # fmt: skip
+    code = (
+        "import sys, learner, learner.training, learner.checkpoint, learner.uncertainty; "
+        "learner.train; assert not any(m.startswith('django') for m in sys.modules), 'django'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 

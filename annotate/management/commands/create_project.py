@@ -16,9 +16,12 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("--name", help="Display name (default: the slug).")
         parser.add_argument(
-            "--task", action="append", default=[], metavar="NAME=LABEL,LABEL,…",
+            "--task",
+            action="append",
+            default=[],
+            metavar="NAME=LABEL,LABEL,…",
             help="A label task and its labels, in keyboard order. Repeat for several tasks.",
-        )  # fmt: skip
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tasks: dict[str, list[str]] = {}

@@ -22,9 +22,10 @@ class Command(BaseCommand):
             "--format", choices=["jsonl", "csv"], help="Default: by extension."
         )
         parser.add_argument(
-            "--update", action="store_true",
+            "--update",
+            action="store_true",
             help="Update dialogues whose id is already known instead of skipping them.",
-        )  # fmt: skip
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]

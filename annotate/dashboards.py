@@ -33,6 +33,14 @@ from django.db.models import (
 from django.db.models.functions import Cast, Floor, TruncHour
 from django.utils import timezone
 
+from learner import (
+    accuracy,
+    cohen_kappa,
+    ece_from_bins,
+    macro_f1,
+    per_class_scores,
+)
+
 from .jobs import DASHBOARD_REFRESH, send
 from .models import (
     HumanLabel,
@@ -108,34 +116,21 @@ def scores_from_pairs(
                 for name in names
             ],
         )
-    per_class, f1s = [], []
-    for c, name in enumerate(names):
-        tp = matrix[c][c]
-        predicted = sum(matrix[r][c] for r in range(size))
-        support = sum(matrix[c])
-        precision = tp / predicted if predicted else None
-        recall = tp / support if support else None
-        f1 = (
-            2 * precision * recall / (precision + recall)
-            if precision and recall
-            else 0.0
-        )
-        if support or predicted:
-            f1s.append(f1)
-        per_class.append(
-            {
-                "label": name,
-                "precision": precision,
-                "recall": recall,
-                "f1": f1,
-                "support": support,
-            }
-        )
-    accuracy = sum(matrix[c][c] for c in range(size)) / n
+    scores = per_class_scores(matrix)
+    per_class = [
+        {
+            "label": name,
+            "precision": score.precision,
+            "recall": score.recall,
+            "f1": score.f1,
+            "support": score.support,
+        }
+        for name, score in zip(names, scores, strict=True)
+    ]
     return Scores(
         n=n,
-        accuracy=accuracy,
-        macro_f1=sum(f1s) / len(f1s) if f1s else None,
+        accuracy=accuracy(matrix),
+        macro_f1=macro_f1(scores),
         per_class=per_class,
         confusion=matrix,
     )
@@ -263,11 +258,7 @@ def trust_calibration(*, task: LabelTask, bins: int = 10) -> dict[str, Any]:
         }
         for b, s in sorted(merged.items())
     ]
-    ece = (
-        sum(r["n"] / total * abs(r["accuracy"] - r["trust"]) for r in table)
-        if total
-        else None
-    )
+    ece = ece_from_bins((r["n"], r["trust"], r["accuracy"]) for r in table)
     return {"bins": table, "n": total, "ece": ece}
 
 
@@ -356,23 +347,6 @@ def annotator_stats(*, task: LabelTask) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def cohen_kappa(matrix: dict[tuple[int, int], int]) -> float | None:
-    """Cohen's κ from {(label of rater a, label of rater b): count}; None without items."""
-    n = sum(matrix.values())
-    if n == 0:
-        return None
-    observed = sum(c for (a, b), c in matrix.items() if a == b) / n
-    rows: dict[int, int] = defaultdict(int)
-    cols: dict[int, int] = defaultdict(int)
-    for (a, b), c in matrix.items():
-        rows[a] += c
-        cols[b] += c
-    expected = sum(rows[k] * cols.get(k, 0) for k in rows) / (n * n)
-    if expected == 1.0:
-        return 1.0 if observed == 1.0 else 0.0
-    return (observed - expected) / (1.0 - expected)
 
 
 def agreement(*, task: LabelTask) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from .scores import ece_from_bins, macro_f1, per_class_scores
+
 
 @dataclass
 class ClassMetrics:
@@ -40,17 +42,19 @@ def expected_calibration_error(
         correct: (N,) whether that label was right.
         bins: number of equal-width bins on [0, 1]; a confidence of exactly 1 falls in the last.
     """
-    n = confidence.numel()
-    if n == 0:
-        return 0.0
     index = (confidence * bins).long().clamp(max=bins - 1)
-    total = 0.0
+    rows = []
     for b in range(bins):
         mask = index == b
         if mask.any():
-            gap = correct[mask].float().mean() - confidence[mask].float().mean()
-            total += mask.sum().item() / n * abs(gap.item())
-    return total
+            rows.append(
+                (
+                    int(mask.sum()),
+                    confidence[mask].float().mean().item(),
+                    correct[mask].float().mean().item(),
+                )
+            )
+    return ece_from_bins(rows) or 0.0
 
 
 def classification_metrics(
@@ -72,24 +76,20 @@ def classification_metrics(
         return Metrics(n=0, accuracy=0.0, macro_f1=0.0, ece=0.0)
     confidence, predicted = probabilities.max(dim=1)
     correct = predicted == gold
-    per_class: dict[str, ClassMetrics] = {}
-    f1s = []
-    for c, name in enumerate(labels):
-        tp = int(((predicted == c) & (gold == c)).sum())
-        n_pred = int((predicted == c).sum())
-        support = int((gold == c).sum())
-        precision = tp / n_pred if n_pred else 0.0
-        recall = tp / support if support else 0.0
-        f1 = (
-            2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        )
-        per_class[name] = ClassMetrics(precision, recall, f1, support)
-        if support or n_pred:  # a class absent from both says nothing about this sample
-            f1s.append(f1)
+    size = len(labels)
+    matrix = torch.zeros(size, size, dtype=torch.long)
+    matrix.index_put_(
+        (gold.long(), predicted), torch.ones(n, dtype=torch.long), accumulate=True
+    )
+    scores = per_class_scores(matrix.tolist())
+    per_class = {
+        name: ClassMetrics(s.precision or 0.0, s.recall or 0.0, s.f1, s.support)
+        for name, s in zip(labels, scores, strict=True)
+    }
     return Metrics(
         n=n,
         accuracy=correct.float().mean().item(),
-        macro_f1=sum(f1s) / len(f1s),
+        macro_f1=macro_f1(scores) or 0.0,
         ece=expected_calibration_error(confidence, correct, bins),
         per_class=per_class,
     )

@@ -13,8 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from learner import trust
-from learner.ensemble import agreement, soft_label
+from learner import agreement, heuristic_trust, signals, soft_label
 
 from .. import selectors
 from ..models import (
@@ -430,7 +429,7 @@ class _ImportWriter:
             if known:
                 vectors = np.array([self.soft_of[(pk, task_id)][0] for pk in known])
                 agree = np.array([self.soft_of[(pk, task_id)][1] for pk in known])
-                scores = trust.heuristic_trust(trust.signals(vectors, agree))
+                scores = heuristic_trust(signals(vectors, agree))
                 trusts.update(zip(known, (float(t) for t in scores), strict=True))
             for pk in utterance_ids:
                 required = 2 if needs_two(pk, fraction) else 1

@@ -16,7 +16,7 @@ from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from learner.ensemble import agreement, soft_label
+from learner import agreement, soft_label
 
 from ..jobs import LLM_LABEL_RUN, enqueue_on_commit
 from ..llm import Answer, ChatClient, LlmError, LlmSettings, MalformedAnswer

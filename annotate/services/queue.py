@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from learner import trust
+from learner import heuristic_trust, signals
 
 from ..models import (
     HumanLabel,
@@ -113,7 +113,7 @@ def queue_trust_refresh(
                 [[float(soft[u][0].get(v, 0.0)) for v in labels] for _, u in known]
             )
             agree = np.array([soft[u][1] for _, u in known])
-            scores = trust.heuristic_trust(trust.signals(vectors, agree))
+            scores = heuristic_trust(signals(vectors, agree))
             values.update(
                 (pk, float(t)) for (pk, _), t in zip(known, scores, strict=True)
             )

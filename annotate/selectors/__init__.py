@@ -1,0 +1,38 @@
+"""Selectors: reads for views, exports, tasks and the learner, aggregated in SQL.
+
+One module per sub-domain (`projects`, `corpus`, `workspace`), re-exported here.
+"""
+
+from __future__ import annotations
+
+from .corpus import (
+    export_csv_header,
+    reference_labels,
+    training_example_ids,
+    training_examples,
+    transcript_records,
+)
+from .projects import (
+    llm_sources,
+    project_overview,
+    project_role,
+    project_schema,
+    projects_for_user,
+)
+from .workspace import annotator_progress, queue_item_context, review_rows
+
+__all__ = [
+    "annotator_progress",
+    "export_csv_header",
+    "llm_sources",
+    "project_overview",
+    "project_role",
+    "project_schema",
+    "projects_for_user",
+    "queue_item_context",
+    "reference_labels",
+    "review_rows",
+    "training_example_ids",
+    "training_examples",
+    "transcript_records",
+]

@@ -42,8 +42,8 @@ typecheck: install
 	$(BIN)/mypy annotate learner
 
 bench-import: install
-	$(BIN)/python -m bench.import --utterances 200000
-	$(BIN)/python -m bench.import --utterances 50000
+	$(BIN)/python -m bench.import_speed --utterances 200000
+	$(BIN)/python -m bench.import_speed --utterances 50000
 
 ## Refresh docs/screenshots/ (queue and review pages) from the browser tests.
 screenshots: install

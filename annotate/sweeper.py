@@ -68,10 +68,11 @@ def _grace_before() -> Any:
     return timezone.now() - timedelta(seconds=settings.PARLEY_JOB_QUEUED_GRACE_S)
 
 
-def _resend_queued(model: Any, task_name: str) -> int:
-    """Send again the message of every row queued for longer than the grace."""
+def _resend(model: Any, task_name: str, due: Q) -> int:
+    """Send again the message of every row that is `due` and whose message was last sent
+    longer than the grace ago; note when it was sent."""
     rows = model.objects.annotate(last_sent=Coalesce("nudged_at", "created_at")).filter(
-        status="queued", last_sent__lt=_grace_before()
+        due, last_sent__lt=_grace_before()
     )
     sent = 0
     for pk in rows.values_list("pk", flat=True):
@@ -81,21 +82,17 @@ def _resend_queued(model: Any, task_name: str) -> int:
     return sent
 
 
+def _resend_queued(model: Any, task_name: str) -> int:
+    """Rows queued for longer than the grace (their message was lost, or is very late)."""
+    return _resend(model, task_name, Q(status="queued"))
+
+
 def _resend_llm_runs() -> int:
     """Queued runs whose message may be lost, and running ones whose lease ran out."""
-    runs = LlmRun.objects.annotate(
-        last_sent=Coalesce("nudged_at", "created_at")
-    ).filter(
-        Q(status=LlmRun.Status.QUEUED)
-        | Q(status=LlmRun.Status.RUNNING, lease_until__lt=timezone.now()),
-        last_sent__lt=_grace_before(),
+    due = Q(status=LlmRun.Status.QUEUED) | Q(
+        status=LlmRun.Status.RUNNING, lease_until__lt=timezone.now()
     )
-    sent = 0
-    for pk in runs.values_list("pk", flat=True):
-        if send(LLM_LABEL_RUN, pk):
-            LlmRun.objects.filter(pk=pk).update(nudged_at=timezone.now())
-            sent += 1
-    return sent
+    return _resend(LlmRun, LLM_LABEL_RUN, due)
 
 
 def _resend_scorings() -> int:

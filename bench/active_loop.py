@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.common import django_ready, write_report
 
 STRATEGIES = ("trust", "random", "llm_confidence", "student_entropy")
 
@@ -101,28 +102,24 @@ def import_lines(
 
 
 def setup_django(args: argparse.Namespace, data_dir: str) -> None:
-    os.environ |= {
-        "DJANGO_SETTINGS_MODULE": "annotate.settings",
-        "DJANGO_DEBUG": "true",
-        "PARLEY_DATA_DIR": data_dir,
-        "DATABASE_URL": args.database_url,
-        "LEARNER_BACKBONE": args.backbone,
-        "LEARNER_EPOCHS": str(args.epochs),
-        "LEARNER_OBJECTIVE": args.objective,
-        "LEARNER_PRECISION": args.precision,
-        "PARLEY_TRUST_FOLDS": str(args.folds),
-        "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human),
-        "PARLEY_OVERLAP_FRACTION": "0",
-        "PARLEY_RETRAIN_EVERY": str(10**9),
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "memory://",
-    }
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    django_ready(
+        {
+            "DJANGO_SETTINGS_MODULE": "annotate.settings",
+            "DJANGO_DEBUG": "true",
+            "PARLEY_DATA_DIR": data_dir,
+            "DATABASE_URL": args.database_url,
+            "LEARNER_BACKBONE": args.backbone,
+            "LEARNER_EPOCHS": str(args.epochs),
+            "LEARNER_OBJECTIVE": args.objective,
+            "LEARNER_PRECISION": args.precision,
+            "PARLEY_TRUST_FOLDS": str(args.folds),
+            "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human),
+            "PARLEY_OVERLAP_FRACTION": "0",
+            "PARLEY_RETRAIN_EVERY": str(10**9),
+            "REDIS_URL": "",
+            "CELERY_BROKER_URL": "memory://",
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -310,9 +307,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
         "settings": {k: str(v) for k, v in vars(args).items()},
     }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    write_report(args.out, report)
     return report
 
 

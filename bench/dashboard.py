@@ -19,24 +19,24 @@ and each selector alone. Prints p50 and p95 per request.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import random
 import statistics
 import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-from bench.scratch import ADMIN_URL, percentile, scratch_database
+from bench.common import (
+    ADMIN_URL,
+    bench_project,
+    django_ready,
+    percentile,
+    scratch_database,
+)
 
 
 def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
-    import django
-
-    django.setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.utils import timezone
 
     from annotate import services
@@ -50,33 +50,20 @@ def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
         TrainingRun,
     )
 
-    call_command("migrate", verbosity=0)
-    project = services.project_create(
+    project = bench_project(
         name="Dashboard bench",
         slug="dbench",
-        tasks={
-            "act": ["inform", "question", "directive", "commissive"],
-            "sentiment": ["positive", "negative", "neutral"],
-        },
+        utterances=args.utterances,
+        data_dir=data_dir,
     )
-    path = Path(data_dir) / "pool.jsonl"
-    importlib.import_module("bench.import").generate(path, args.utterances)
-    started = time.perf_counter()
-    with path.open("rb") as stream:
-        services.transcripts_import(project=project, stream=stream, name=path.name)
     task = project.tasks.get(name="act")
-    services.queue_sync(task=task)
-    print(
-        f"# {args.utterances:,} utterances imported and queued in {time.perf_counter() - started:.0f} s",
-        flush=True,
-    )
 
     rng = random.Random(0)
     users = get_user_model()
     annotators = [users.objects.create_user(f"a{i}") for i in range(8)]
     lead = users.objects.create_user("lead", password="bench-lead-1")
     services.membership_set(project=project, user=lead, role=Role.LEAD)
-    label_ids = list(task.labels.order_by("order").values_list("pk", flat=True))
+    label_ids = list(task.ordered_labels().values_list("pk", flat=True))
     now = timezone.now()
     run = TrainingRun.objects.create(
         task=task,
@@ -189,7 +176,7 @@ def main() -> None:
 
     data_dir = tempfile.mkdtemp(prefix="parley-dbench-")
     with scratch_database(args.database_url, "parley_dbench") as url:
-        os.environ.update(
+        django_ready(
             {
                 "DATABASE_URL": url,
                 "DJANGO_SETTINGS_MODULE": "annotate.settings",

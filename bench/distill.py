@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from bench import dailydialog as dd
+from bench.common import write_report
 from learner import loss
 from learner.metrics import classification_metrics
 from learner.model import StudentConfig
@@ -310,9 +311,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary": summary,
         "runs": runs,
     }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    write_report(args.out, report)
     return report
 
 

@@ -15,7 +15,6 @@ warm-up and not counted.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import random
 import re
@@ -26,9 +25,14 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-from bench.scratch import ADMIN_URL, percentile, scratch_database
+from bench.common import (
+    ADMIN_URL,
+    bench_project,
+    django_ready,
+    percentile,
+    scratch_database,
+)
 
 ITEM = re.compile(r'data-item="(\d+)" data-key="([^"]+)"')
 TIMING = re.compile(r"app;dur=([\d.]+)")
@@ -42,33 +46,13 @@ def free_port() -> int:
 
 
 def prepare(args: argparse.Namespace, data_dir: str) -> None:
-    import django
-
-    django.setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
     from annotate import services
     from annotate.models import Role
 
-    call_command("migrate", verbosity=0)
-    generate = importlib.import_module("bench.import").generate
-    project = services.project_create(
-        name="Queue bench",
-        slug="qbench",
-        tasks={
-            "act": ["inform", "question", "directive", "commissive"],
-            "sentiment": ["positive", "negative", "neutral"],
-        },
-    )
-    path = Path(data_dir) / "pool.jsonl"
-    generate(path, args.utterances)
-    started = time.perf_counter()
-    with path.open("rb") as stream:
-        services.transcripts_import(project=project, stream=stream, name=path.name)
-    services.project_queue_sync(project=project)
-    print(
-        f"# {args.utterances:,} utterances imported and queued in {time.perf_counter() - started:.0f} s"
+    project = bench_project(
+        name="Queue bench", slug="qbench", utterances=args.utterances, data_dir=data_dir
     )
     user_model = get_user_model()
     for i in range(args.clients):
@@ -173,7 +157,7 @@ def main() -> None:
             "PARLEY_RETRAIN_EVERY": str(10**9),
             "DJANGO_LOG_LEVEL": "WARNING",
         }
-        os.environ.update(env)
+        django_ready(env)
         run(args, env, data_dir)
 
 

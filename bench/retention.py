@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import tempfile
 from pathlib import Path
+
+from bench.common import django_ready
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,7 +41,7 @@ def disk_bytes(path: Path) -> int:
 def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="parley-retention-") as data_dir:
-        os.environ |= {
+        env = {
             "DJANGO_SETTINGS_MODULE": "annotate.settings",
             "DJANGO_DEBUG": "true",
             "PARLEY_DATA_DIR": data_dir,
@@ -52,16 +53,11 @@ def main() -> None:
             "DJANGO_LOG_LEVEL": "WARNING",
         }
         if args.keep_all:
-            os.environ |= {
+            env |= {
                 "PARLEY_KEEP_MODEL_VERSIONS": "1000",
                 "PARLEY_KEEP_FOLD_MODELS": "true",
             }
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+        django_ready(env)
         run(args, Path(data_dir))
 
 

@@ -18,7 +18,7 @@ def BULK_FK(on_delete: Any) -> dict[str, Any]:  # noqa: N802 - reads like a cons
 
     An import writes several such rows per utterance, and on PostgreSQL every foreign-key
     constraint costs a trigger call per row at commit: with them, 50,000 utterances spent
-    3.2 of 11 seconds in those checks (bench/import.py). The utterance key keeps its
+    3.2 of 11 seconds in those checks (bench/import_speed.py). The utterance key keeps its
     database constraint; task and label are written only from the project's own Label rows
     and their deletion is still cascaded/protected by Django's `on_delete`. They carry no
     index of their own either: every read of these tables goes through the utterance (the

@@ -1,6 +1,6 @@
 """Import throughput and memory: generate a JSONL of N utterances, import it into PostgreSQL.
 
-    python -m bench.import --utterances 200000 [--database-url postgres://…]
+    python -m bench.import_speed --utterances 200000 [--database-url postgres://…]
 
 Runs the same service the `import_transcripts` command runs (`transcripts_import`), into a
 fresh scratch database that it drops afterwards. Each utterance carries a realistic label
@@ -13,97 +13,20 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import random
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.scratch import ADMIN_URL, scratch_database
-
-ACTS = ["inform", "question", "directive", "commissive"]
-SENTIMENTS = ["positive", "negative", "neutral"]
-WORDS = [
-    "the",
-    "order",
-    "parcel",
-    "refund",
-    "arrived",
-    "today",
-    "please",
-    "could",
-    "you",
-    "help",
-    "me",
-    "with",
-    "my",
-    "account",
-    "thanks",
-    "a",
-    "lot",
-    "sorry",
-    "to",
-    "hear",
-    "that",
-    "when",
-    "will",
-    "it",
-    "be",
-    "delivered",
-    "tomorrow",
-    "morning",
-]
-
-
-def generate(path: Path, utterances: int, seed: int = 0) -> int:
-    rng = random.Random(seed)
-    written = 0
-    n = 0
-    with path.open("w", encoding="utf-8") as out:
-        while written < utterances:
-            turns = []
-            for _ in range(min(rng.randint(4, 16), utterances - written)):
-                probs = [rng.random() for _ in SENTIMENTS]
-                total = sum(probs)
-                turns.append(
-                    {
-                        "speaker": "AB"[len(turns) % 2],
-                        "text": " ".join(rng.choices(WORDS, k=rng.randint(4, 24))),
-                        "llm": {
-                            "act": [
-                                {
-                                    "prompt": p,
-                                    "label": rng.choice(ACTS),
-                                    "confidence": round(rng.uniform(0.4, 1), 2),
-                                }
-                                for p in ("P1", "P2", "P3")
-                            ],
-                            "sentiment": {
-                                "prompt": "P1",
-                                "distribution": {
-                                    s: p / total
-                                    for s, p in zip(SENTIMENTS, probs, strict=True)
-                                },
-                            },
-                        },
-                    }
-                )
-            out.write(
-                json.dumps(
-                    {
-                        "id": f"bench-{n}",
-                        "metadata": {"source": "bench"},
-                        "turns": turns,
-                    }
-                )
-                + "\n"
-            )
-            written += len(turns)
-            n += 1
-    return n
+from bench.common import (
+    ACTS,
+    ADMIN_URL,
+    SENTIMENTS,
+    django_ready,
+    generate,
+    scratch_database,
+)
 
 
 def main() -> None:
@@ -125,25 +48,21 @@ def main() -> None:
     args = parser.parse_args()
 
     with scratch_database(args.database_url, "parley_bench") as url:
-        os.environ |= {
-            "DATABASE_URL": url,
-            "DJANGO_SETTINGS_MODULE": "annotate.settings",
-            "DJANGO_DEBUG": "true",
-            "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-"),
-        }
+        django_ready(
+            {
+                "DATABASE_URL": url,
+                "DJANGO_SETTINGS_MODULE": "annotate.settings",
+                "DJANGO_DEBUG": "true",
+                "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-"),
+            }
+        )
         measure(args)
     sys.stdout.flush()
 
 
 def measure(args: argparse.Namespace) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
     from annotate import services
 
-    call_command("migrate", verbosity=0)
     project = services.project_create(
         name="Bench", slug="bench", tasks={"act": ACTS, "sentiment": SENTIMENTS}
     )

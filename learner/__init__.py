@@ -34,6 +34,8 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "classification_metrics": "metrics",
     "expected_calibration_error": "metrics",
     "spread_confidence": "ensemble",
+    "ensemble_summary": "ensemble",
+    "Ensemble": "ensemble",
     "accuracy": "scores",
     "cohen_kappa": "scores",
     "ece_from_bins": "scores",

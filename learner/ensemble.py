@@ -8,6 +8,7 @@ a handful of classes), so it is cheap per utterance and needs no numpy or torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 
 def soft_label(distributions: Sequence[Sequence[float]]) -> list[float]:
@@ -50,3 +51,18 @@ def spread_confidence(
         return [1.0 if value == label else 0.0 for value in labels]
     rest = (1.0 - confidence) / (len(labels) - 1)
     return [confidence if value == label else rest for value in labels]
+
+
+class Ensemble(NamedTuple):
+    """The ensemble of one utterance's prompt answers."""
+
+    soft: list[float]  # ȳ, in label order
+    label: int  # argmax ȳ (the first on a tie)
+    agreement: float  # a
+
+
+def ensemble_summary(distributions: Sequence[Sequence[float]]) -> Ensemble:
+    """ȳ, its label and the prompts' agreement, from the prompts' distributions."""
+    mean = soft_label(distributions)
+    best = max(range(len(mean)), key=mean.__getitem__)
+    return Ensemble(mean, best, agreement(distributions, mean))

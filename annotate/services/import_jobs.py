@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
@@ -22,7 +21,7 @@ from ..transcripts import (
     TranscriptError,
     format_for,
 )
-from .imports import transcripts_import
+from .imports import check_file_size, transcripts_import
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +41,7 @@ def import_job_create(
     """
     name = upload.name or "upload"
     fmt = fmt or format_for(name)
-    if upload.size and upload.size > settings.PARLEY_IMPORT_MAX_FILE_MB * 1024 * 1024:
-        raise TranscriptError(
-            f"file is larger than the limit of {settings.PARLEY_IMPORT_MAX_FILE_MB} MB",
-            file=name,
-        )
+    check_file_size(upload.size or 0, name)
     with transaction.atomic():
         job = ImportJob.objects.create(
             project=project,

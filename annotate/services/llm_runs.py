@@ -16,7 +16,7 @@ from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from learner import agreement, soft_label
+from learner import ensemble_summary
 
 from ..jobs import LLM_LABEL_RUN, enqueue_on_commit
 from ..llm import Answer, ChatClient, LlmError, LlmSettings, MalformedAnswer
@@ -117,7 +117,7 @@ def llm_run_execute(
     client = client or ChatClient(llm_settings())
     started = time.monotonic()
     task = run.task
-    labels = list(task.labels.order_by("order", "pk").values_list("value", flat=True))
+    labels = list(task.ordered_labels().values_list("value", flat=True))
     prompts = list(task.prompts.filter(active=True).order_by("name"))
     if not prompts:
         _llm_run_finish(
@@ -282,7 +282,7 @@ def soft_labels_refresh(*, task: LabelTask, utterance_ids: Sequence[int]) -> Non
     """Recompute the ensemble soft label and prompt agreement of these utterances."""
     if not utterance_ids:
         return
-    values = list(task.labels.order_by("order", "pk").values_list("value", "pk"))
+    values = list(task.ordered_labels().values_list("value", "pk"))
     by_utterance: dict[int, list[dict[str, float]]] = {}
     for utterance_id, dist in LlmLabel.objects.filter(
         task=task, utterance_id__in=set(utterance_ids)
@@ -291,18 +291,17 @@ def soft_labels_refresh(*, task: LabelTask, utterance_ids: Sequence[int]) -> Non
     rows = []
     for utterance_id, dists in by_utterance.items():
         vectors = [[float(d.get(value, 0.0)) for value, _ in values] for d in dists]
-        mean = soft_label(vectors)
-        best = max(range(len(values)), key=mean.__getitem__)
+        summary = ensemble_summary(vectors)
         rows.append(
             SoftLabel(
                 utterance_id=utterance_id,
                 task=task,
-                label_id=values[best][1],
-                confidence=mean[best],
+                label_id=values[summary.label][1],
+                confidence=summary.soft[summary.label],
                 distribution={
-                    value: p for (value, _), p in zip(values, mean, strict=True)
+                    value: p for (value, _), p in zip(values, summary.soft, strict=True)
                 },
-                agreement=agreement(vectors, mean),
+                agreement=summary.agreement,
                 n_sources=len(vectors),
             )
         )

@@ -16,7 +16,6 @@ from learner import heuristic_trust, signals
 
 from ..models import (
     HumanLabel,
-    Label,
     LabelTask,
     Project,
     QueueItem,
@@ -87,9 +86,7 @@ def queue_trust_refresh(
     """Refresh the LLM-only trust of the task's items no student has scored yet (all of
     them, or those of `utterance_ids`), from their current soft labels."""
     labels = list(
-        Label.objects.filter(task_id=task_id)
-        .order_by("order", "pk")
-        .values_list("value", flat=True)
+        LabelTask(pk=task_id).ordered_labels().values_list("value", flat=True)
     )
     items = QueueItem.objects.filter(task_id=task_id, trust_version__isnull=True)
     if utterance_ids is not None:

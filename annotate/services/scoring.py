@@ -12,6 +12,7 @@ from learner import CrossFitted, TrustModel, heuristic_trust, trust_features
 
 from .. import dashboards, retention, selectors
 from ..models import HumanLabel, LabelTask, ModelVersion, Prediction, QueueItem
+from .training import learner_config
 
 
 def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
@@ -27,11 +28,10 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
     if version is None:
         return
     task = version.task
-    config = version.run.config if version.run else {}
+    # The folds it was trained with (settings added since take today's default).
+    config = {**learner_config(), **(version.run.config if version.run else {})}
     students = CrossFitted.load(
-        version.artifact_path,
-        int(config.get("folds", settings.PARLEY_TRUST_FOLDS)),
-        device=settings.LEARNER_DEVICE,
+        version.artifact_path, int(config["folds"]), device=settings.LEARNER_DEVICE
     )
     context_turns = students.full.config.context_turns
     label_ids = list(task.ordered_labels().values_list("pk", flat=True))

@@ -328,6 +328,13 @@ PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
 PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
 PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)
 PARLEY_TRUST_FOLDS = envint("PARLEY_TRUST_FOLDS", 2, minimum=2)
+# The calibrated trust: "prompts" (the verifier: prompt reliability and class accuracy learnt
+# from the answers, docs/active-loop.md) or "signals" (ensemble and student signals only).
+PARLEY_TRUST_VERIFIER = envstr("PARLEY_TRUST_VERIFIER", "prompts")
+if PARLEY_TRUST_VERIFIER not in ("prompts", "signals"):
+    raise ImproperlyConfigured(
+        f"PARLEY_TRUST_VERIFIER={PARLEY_TRUST_VERIFIER!r}: prompts or signals"
+    )
 # Jobs (annotate/sweeper.py): a queued job is sent again after this long without a worker
 # taking it; a running one without a sign of life for PARLEY_JOB_STALE_S is taken for dead.
 PARLEY_JOB_QUEUED_GRACE_S = envint("PARLEY_JOB_QUEUED_GRACE_S", 120, minimum=1)

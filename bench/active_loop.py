@@ -35,7 +35,9 @@ from typing import Any
 
 from bench.common import django_ready, write_report
 
-STRATEGIES = ("trust", "random", "llm_confidence", "student_entropy")
+STRATEGIES = ("trust", "trust_v1", "random", "llm_confidence", "student_entropy")
+# Strategies whose priority is a probability that the LLM label is right (calibration applies).
+CALIBRATED = ("trust", "trust_v1", "llm_confidence")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -113,6 +115,10 @@ def setup_django(args: argparse.Namespace, data_dir: str) -> None:
             "LEARNER_OBJECTIVE": args.objective,
             "LEARNER_PRECISION": args.precision,
             "PARLEY_TRUST_FOLDS": str(args.folds),
+            # trust_v1: the calibrated trust before the verifier (signals only).
+            "PARLEY_TRUST_VERIFIER": "signals"
+            if args.strategy == "trust_v1"
+            else "prompts",
             "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human),
             "PARLEY_OVERLAP_FRACTION": "0",
             "PARLEY_RETRAIN_EVERY": str(10**9),
@@ -206,7 +212,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
 
     def prioritise(version: ModelVersion) -> None:
         """Write the strategy's priority where the queue reads it (lowest first)."""
-        if args.strategy == "trust":
+        if args.strategy in ("trust", "trust_v1"):
             return
         items = list(QueueItem.objects.filter(task=task, open=True))
         if args.strategy == "random":
@@ -232,11 +238,27 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             i.trust = min(max(values[i.pk], 0.0), 1.0)
         QueueItem.objects.bulk_update(items, ["trust"], batch_size=2000)
 
+    def pool_calibration() -> tuple[float, float]:
+        """ECE and Brier score of the queue's priority over the unanswered pool against gold
+        (the simulation knows every answer), for strategies whose priority is P(LLM right)."""
+        if args.strategy not in CALIBRATED:
+            return float("nan"), float("nan")
+        rows = list(
+            QueueItem.objects.filter(task=task, open=True).values_list(
+                "utterance_id", "trust"
+            )
+        )
+        trusts = torch.tensor([t for _, t in rows], dtype=torch.float64)
+        right = torch.tensor([pk not in wrong for pk, _ in rows])
+        brier = float(((trusts - right.double()) ** 2).mean()) if rows else float("nan")
+        return expected_calibration_error(trusts, right, bins=10), brier
+
     rounds = []
     version = retrain()
     for number in range(1, args.rounds + 1):
         started = time.perf_counter()
         prioritise(version)
+        pool_ece, pool_brier = pool_calibration()
         answered = []
         for n in range(per_round):
             annotator = annotators[n % len(annotators)]
@@ -270,7 +292,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         right = torch.tensor([pk not in wrong for pk in answered])
         ece = (
             expected_calibration_error(trusts, right, bins=10)
-            if args.strategy == "trust"
+            if args.strategy in ("trust", "trust_v1")
             else float("nan")
         )
         version = retrain()
@@ -288,6 +310,8 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             "student_accuracy": metrics.accuracy,
             "student_macro_f1": metrics.macro_f1,
             "trust_ece": ece,
+            "pool_ece": pool_ece,
+            "pool_brier": pool_brier,
             "seconds": time.perf_counter() - started,
         }
         rounds.append(row)
@@ -295,6 +319,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             f"round {number}: answered {len(answered)}, LLM wrong {found} → precision {precision:.3f} "
             f"(lift {row['lift']:.2f}), pool accuracy {row['pool_accuracy']:.4f}, student accuracy "
             f"{metrics.accuracy:.4f} (macro-F1 {metrics.macro_f1:.4f}), trust ECE {ece:.3f}, "
+            f"pool ECE {pool_ece:.3f} (Brier {pool_brier:.3f}), "
             f"{row['seconds']:.0f} s",
             flush=True,
         )

@@ -17,12 +17,15 @@ that arrived (target = 1 where the human agreed with the LLM).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float64]
+Votes = npt.NDArray[np.int64]
 
 
 def signals(soft: Array, agreement: Array, student: Array | None = None) -> Array:
@@ -124,3 +127,142 @@ def _offset(x: Array) -> Array:
 
 def _sigmoid(z: Array) -> Array:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
+
+
+@dataclass
+class PromptReliability:
+    """Prompts as annotators (Dawid & Skene 1979; CROWDLAB): how often each prompt votes k when
+    the truth is t, and the class prior, estimated from human answers.
+
+    A Dirichlet prior of `strength` pseudo-answers per true class, `accuracy` of them on the
+    diagonal, keeps few answers near "every prompt is right `accuracy` of the time"; many
+    answers learn that a prompt is always wrong on one class. A vote of -1 is a prompt that
+    did not answer that utterance.
+    """
+
+    n_classes: int
+    strength: float = 4.0
+    accuracy: float = 0.8
+    confusion: Array = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    prior: Array = field(default_factory=lambda: np.zeros(0))
+
+    def fit(self, votes: npt.ArrayLike, truth: npt.ArrayLike) -> PromptReliability:
+        """Fit on (N, M) votes of M prompts and (N,) true classes."""
+        v = np.asarray(votes, dtype=np.int64).reshape(len(np.asarray(truth)), -1)
+        t = np.asarray(truth, dtype=np.int64)
+        c = self.n_classes
+        base = np.full((c, c), (1.0 - self.accuracy) / max(c - 1, 1))
+        np.fill_diagonal(base, self.accuracy)
+        counts = np.repeat((self.strength * base)[None], v.shape[1], axis=0)
+        for m in range(v.shape[1]):
+            seen = v[:, m] >= 0
+            np.add.at(counts[m], (t[seen], v[seen, m]), 1.0)
+        self.confusion = counts / counts.sum(axis=2, keepdims=True)
+        self.prior = (np.bincount(t, minlength=c) + 1.0) / (len(t) + c)
+        return self
+
+    def posterior(self, votes: npt.ArrayLike) -> Array:
+        """(N, C) P(true class | the prompts' votes)."""
+        v = np.asarray(votes, dtype=np.int64)
+        v = v.reshape(v.shape[0], -1)
+        log_p = np.tile(np.log(self.prior), (v.shape[0], 1))
+        for m in range(min(v.shape[1], self.confusion.shape[0])):
+            seen = v[:, m] >= 0
+            # log P(vote of prompt m | truth t), for every t
+            log_p[seen] += np.log(self.confusion[m][:, v[seen, m]].T)
+        log_p -= log_p.max(axis=1, keepdims=True)
+        p = np.exp(log_p)
+        return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+
+def prompt_votes(
+    distributions: Sequence[Sequence[Sequence[float]]], n_prompts: int
+) -> Votes:
+    """(N, n_prompts) each prompt's voted class per utterance (-1: no answer)."""
+    out = np.full((len(distributions), n_prompts), -1, dtype=np.int64)
+    for i, answers in enumerate(distributions):
+        for m, dist in enumerate(answers[:n_prompts]):
+            out[i, m] = int(np.argmax(dist))
+    return out
+
+
+@dataclass
+class Verifier:
+    """P(LLM label right), learnt from human answers with signals the LLM's own confidence does
+    not have (DESIGN.md, "Trust score"): `signals` (ensemble, agreement, cross-fitted student)
+    plus, from the prompts' votes, the Dawid–Skene posterior of the LLM label and the accuracy
+    of the LLM label's class among the answers. A `TrustModel` (a correction of the heuristic,
+    near it where answers are few) combines them. The reliability features of the answers it
+    is fitted on are cross-fitted (each answer's from a reliability fitted without it).
+    """
+
+    n_classes: int
+    folds: int = 5
+    reliability: PromptReliability | None = None
+    class_accuracy: Array = field(default_factory=lambda: np.zeros(0))
+    model: TrustModel = field(default_factory=TrustModel)
+
+    def fit(
+        self, signals: Array, votes: Votes, labels: npt.ArrayLike, truth: npt.ArrayLike
+    ) -> Verifier:
+        """Fit on answered utterances: their `signals`, prompt votes, LLM labels, human labels."""
+        labels, truth = np.asarray(labels), np.asarray(truth)
+        n = len(truth)
+        extra = np.zeros((n, 2))
+        fold = np.arange(n) % self.folds
+        for k in range(self.folds):
+            out = fold == k
+            if out.any() and (~out).any():
+                extra[out] = self._reliability_features(
+                    votes[~out], labels[~out], truth[~out], votes[out], labels[out]
+                )
+        right = (labels == truth).astype(np.float64)
+        self.model = TrustModel().fit(np.hstack([signals, extra]), right)
+        self.reliability = PromptReliability(self.n_classes).fit(votes, truth)
+        self.class_accuracy = _class_accuracy(labels, truth, self.n_classes)
+        return self
+
+    def predict(self, signals: Array, votes: Votes, labels: npt.ArrayLike) -> Array:
+        """(N,) P(the LLM label is right)."""
+        assert self.reliability is not None, "fit first"
+        labels = np.asarray(labels)
+        rows = np.arange(len(labels))
+        extra = np.stack(
+            [
+                self.reliability.posterior(votes)[rows, labels],
+                self.class_accuracy[labels],
+            ],
+            axis=1,
+        )
+        return self.model.predict(np.hstack([signals, extra]))
+
+    def _reliability_features(
+        self,
+        votes: Array,
+        labels: Array,
+        truth: Array,
+        votes_out: Array,
+        labels_out: Array,
+    ) -> Array:
+        reliability = PromptReliability(self.n_classes).fit(votes, truth)
+        rows = np.arange(len(labels_out))
+        accuracy = _class_accuracy(labels, truth, self.n_classes)
+        return np.stack(
+            [reliability.posterior(votes_out)[rows, labels_out], accuracy[labels_out]],
+            axis=1,
+        )
+
+
+def _class_accuracy(
+    labels: npt.NDArray[Any],
+    truth: npt.NDArray[Any],
+    n_classes: int,
+    strength: float = 4.0,
+) -> Array:
+    """(C,) how often an LLM label of each class was right among the answers, shrunk towards
+    the overall rate by `strength` pseudo-answers."""
+    right = (labels == truth).astype(np.float64)
+    overall = (right.sum() + 1.0) / (len(right) + 2.0)
+    hits = np.bincount(labels, weights=right, minlength=n_classes)
+    seen = np.bincount(labels, minlength=n_classes)
+    return np.asarray((hits + strength * overall) / (seen + strength))

@@ -23,7 +23,8 @@ from .import_jobs import (
     import_job_execute,
     import_job_progress,
 )
-from .imports import ImportResult, transcripts_import
+from .import_writer import ImportResult
+from .imports import transcripts_import
 from .labels import (
     SubmitError,
     flag_create,

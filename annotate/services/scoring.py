@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 import learner
-from learner import CrossFitted, TrustModel, heuristic_trust, trust_features
+from learner import (
+    CrossFitted,
+    Example,
+    TrustModel,
+    Verifier,
+    heuristic_trust,
+    prompt_votes,
+    trust_features,
+)
 
 from .. import dashboards, retention, selectors
 from ..models import HumanLabel, LabelTask, ModelVersion, Prediction, QueueItem
@@ -53,7 +64,7 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
         probabilities = learner.predict_proba(students.full, examples).numpy()
         features = trust_features(examples, len(label_ids), students.proba(examples))
         values = (
-            calibrated.predict(features) if calibrated else heuristic_trust(features)
+            calibrated(examples, features) if calibrated else heuristic_trust(features)
         )
         has_llm = np.array([bool(ex.llm) for ex in examples])
         values = np.where(has_llm, values, 0.0)
@@ -105,8 +116,14 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
 
 def _trust_model(
     task: LabelTask, students: CrossFitted, context_turns: int
-) -> TrustModel | None:
-    """A calibrated trust model from the human labels, once there are enough of both outcomes."""
+) -> Callable[[list[Example], Any], Any] | None:
+    """A calibrated trust model from the human labels, once there are enough of both outcomes:
+    `(examples, their trust_features) -> P(LLM label right)`.
+
+    PARLEY_TRUST_VERIFIER=prompts (the default): a `Verifier`, which adds the prompts'
+    reliability and the LLM label's class accuracy learnt from the answers; `signals`: the
+    TrustModel on the ensemble and student signals alone (the first calibrated trust).
+    """
     labelled = list(
         HumanLabel.objects.filter(task=task)
         .values_list("utterance_id", flat=True)
@@ -121,8 +138,31 @@ def _trust_model(
         )
         if ex.llm and ex.human is not None
     ]
-    features = trust_features(examples, task.labels.count(), students.proba(examples))
-    right = np.array([float(np.argmax(ex.soft) == ex.human) for ex in examples])
-    if len(examples) < settings.PARLEY_TRUST_MIN_HUMAN or right.min() == right.max():
-        return None
-    return TrustModel().fit(features, right)
+    n_classes = task.labels.count()
+    features = trust_features(examples, n_classes, students.proba(examples))
+    labels = np.array([int(np.argmax(ex.soft)) for ex in examples])
+    truth = np.array([ex.human for ex in examples])
+    right = labels == truth
+    if (
+        len(examples) < settings.PARLEY_TRUST_MIN_HUMAN
+        or right.all()
+        or not right.any()
+    ):
+        return None  # a calibration needs both right and wrong LLM labels
+    if settings.PARLEY_TRUST_VERIFIER == "signals":
+        model = TrustModel().fit(features, right.astype(float))
+        return lambda _examples, signals: model.predict(signals)
+    n_prompts = max(len(ex.llm) for ex in examples)
+    verifier = Verifier(n_classes).fit(
+        features, prompt_votes([ex.llm for ex in examples], n_prompts), labels, truth
+    )
+
+    def predict(batch: list[Example], signals: Any) -> Any:
+        # Utterances without an LLM label get 0 from the caller; any label index will do.
+        batch_labels = np.array(
+            [int(np.argmax(ex.soft)) if ex.llm else 0 for ex in batch]
+        )
+        votes = prompt_votes([ex.llm for ex in batch], n_prompts)
+        return verifier.predict(signals, votes, batch_labels)
+
+    return predict

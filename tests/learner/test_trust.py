@@ -69,3 +69,81 @@ def test_few_labels_from_a_narrow_range_keep_it_near_the_heuristic():
 def test_one_outcome_only_cannot_be_fitted():
     with pytest.raises(ValueError, match="both"):
         trust.TrustModel().fit(np.ones((3, 3)), np.ones(3))
+
+
+def test_a_prompt_always_wrong_on_one_class_is_learnt_as_such():
+    # Three classes, two prompts. Prompt 0 is right; prompt 1 says 2 whenever the truth is 1.
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 300)
+    votes = np.stack([truth, np.where(truth == 1, 2, truth)], axis=1)
+    reliability = trust.PromptReliability(3).fit(votes, truth)
+    assert reliability.confusion[1][1, 2] > 0.9 and reliability.confusion[0][1, 1] > 0.9
+    # Prompt 1 voting 2 while prompt 0 votes 1: the truth is 1, not 2.
+    posterior = reliability.posterior(np.array([[1, 2]]))[0]
+    assert posterior[1] > 0.9 and posterior[2] < 0.05
+
+
+def test_with_few_answers_the_reliability_stays_near_its_prior():
+    reliability = trust.PromptReliability(3, strength=4.0, accuracy=0.8).fit(
+        np.array([[0, 1]]), np.array([0])
+    )
+    assert reliability.confusion[1][0, 0] == pytest.approx(
+        3.2 / 5
+    )  # one miss among 4+1
+    assert reliability.confusion[0][2, 2] == pytest.approx(0.8)  # no answer on class 2
+
+
+def test_missing_prompt_answers_are_skipped():
+    votes = trust.prompt_votes([[(0.9, 0.1), (0.2, 0.8)], [(0.3, 0.7)]], 2)
+    assert votes.tolist() == [[0, 1], [1, -1]]
+    reliability = trust.PromptReliability(2).fit(votes, np.array([0, 1]))
+    assert reliability.posterior(votes).shape == (2, 2)
+
+
+def test_the_verifier_learns_the_llms_systematic_errors():
+    # The LLM is confident everywhere, and wrong on most of its "c" labels: only the answers
+    # (class accuracy, prompt reliability) can tell.
+    rng = np.random.default_rng(3)
+    n = 3000
+    truth = rng.integers(0, 3, n)
+    labels = truth.copy()
+    fooled = (truth == 1) & (rng.uniform(size=n) < 0.6)
+    labels[fooled] = 2  # class 1 often labelled 2
+    votes = np.stack(
+        [labels, labels, np.where(fooled, 1, labels)], axis=1
+    )  # prompt 2 is not fooled
+    soft = np.full((n, 3), 0.05)
+    soft[np.arange(n), labels] = 0.9
+    signals = trust.signals(soft, np.full(n, 0.8))
+    right = (labels == truth).astype(float)
+    train, test = slice(0, 1500), slice(1500, None)
+    verifier = trust.Verifier(3).fit(
+        signals[train], votes[train], labels[train], truth[train]
+    )
+    p = verifier.predict(signals[test], votes[test], labels[test])
+
+    def ece(q):
+        return expected_calibration_error(
+            torch.tensor(q), torch.tensor(right[test]), bins=10
+        )
+
+    assert ece(p) < 0.05
+    # The heuristic gives every label the same trust; the verifier finds the fooled ones.
+    assert np.ptp(trust.heuristic_trust(signals[test])) == 0
+    assert p[labels[test] == 0].mean() > 0.9 > 0.5 > p[fooled[test]].mean()
+
+
+def test_the_verifier_on_few_narrow_answers_stays_near_the_heuristic():
+    # The round-2 collapse of the first calibrated model must stay impossible.
+    rng = np.random.default_rng(1)
+    n = 60
+    soft = np.column_stack([rng.uniform(0.35, 0.45, n), rng.uniform(0.3, 0.4, n)])
+    soft = np.column_stack([soft, 1 - soft.sum(axis=1)])
+    labels = soft.argmax(axis=1)
+    truth = np.where(rng.uniform(size=n) < 0.45, labels, (labels + 1) % 3)
+    votes = np.stack([labels, labels], axis=1)
+    verifier = trust.Verifier(3).fit(
+        trust.signals(soft, np.full(n, 0.5)), votes, labels, truth
+    )
+    confident = trust.signals(np.array([[0.98, 0.01, 0.01]]), np.array([1.0]))
+    assert verifier.predict(confident, np.array([[0, 0]]), np.array([0]))[0] > 0.8

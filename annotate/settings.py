@@ -328,9 +328,11 @@ PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
 PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
 PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)
 PARLEY_TRUST_FOLDS = envint("PARLEY_TRUST_FOLDS", 2, minimum=2)
-# The calibrated trust: "prompts" (the verifier: prompt reliability and class accuracy learnt
-# from the answers, docs/active-loop.md) or "signals" (ensemble and student signals only).
-PARLEY_TRUST_VERIFIER = envstr("PARLEY_TRUST_VERIFIER", "prompts")
+# The calibrated trust: "signals" (ensemble and student signals) or "prompts" (a verifier that
+# also learns each prompt's reliability and the LLM label's class accuracy from the answers).
+# "signals" stays the default until bench.active_loop shows the verifier ahead
+# (docs/active-loop.md: one seed so far, not ahead).
+PARLEY_TRUST_VERIFIER = envstr("PARLEY_TRUST_VERIFIER", "signals")
 if PARLEY_TRUST_VERIFIER not in ("prompts", "signals"):
     raise ImproperlyConfigured(
         f"PARLEY_TRUST_VERIFIER={PARLEY_TRUST_VERIFIER!r}: prompts or signals"

@@ -120,9 +120,9 @@ def _trust_model(
     """A calibrated trust model from the human labels, once there are enough of both outcomes:
     `(examples, their trust_features) -> P(LLM label right)`.
 
-    PARLEY_TRUST_VERIFIER=prompts (the default): a `Verifier`, which adds the prompts'
-    reliability and the LLM label's class accuracy learnt from the answers; `signals`: the
-    TrustModel on the ensemble and student signals alone (the first calibrated trust).
+    PARLEY_TRUST_VERIFIER=signals (the default): the TrustModel on the ensemble and student
+    signals; `prompts`: a `Verifier`, which adds the prompts' reliability and the LLM label's
+    class accuracy learnt from the answers (docs/active-loop.md).
     """
     labelled = list(
         HumanLabel.objects.filter(task=task)

@@ -182,7 +182,11 @@ def test_scoring_stamps_predictions_and_trust_with_the_version_and_skips_what_is
     assert list(Prediction.objects.order_by("pk").values_list("pk", "trust")) == before
 
 
-def test_trust_is_calibrated_once_enough_human_labels_exist(act, django_user_model):
+@pytest.mark.parametrize("verifier", ["signals", "prompts"])
+def test_trust_is_calibrated_once_enough_human_labels_exist(
+    act, django_user_model, settings, verifier
+):
+    settings.PARLEY_TRUST_VERIFIER = verifier
     annotator = django_user_model.objects.create(username="gold")
     for n, item in enumerate(
         QueueItem.objects.filter(task=act)

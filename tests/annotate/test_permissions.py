@@ -24,6 +24,18 @@ WEB = [
         "annotator",
     ),
     (
+        "queue-submit",
+        "post",
+        "/projects/support/tasks/act/queue/999999/submit",
+        "annotator",
+    ),
+    (
+        "queue-flag",
+        "post",
+        "/projects/support/tasks/act/queue/999999/flag",
+        "annotator",
+    ),
+    (
         "queue-dialogue",
         "get",
         "/projects/support/tasks/act/queue/999999/dialogue",
@@ -47,6 +59,8 @@ SUCCESS = {
     "queue-undo": 302,
     "queue-skip": 404,
     "queue-dialogue": 404,
+    "queue-submit": 404,
+    "queue-flag": 404,
     "review-adjudicate": 404,
     "retrain": 302,
     "student-export": 404,

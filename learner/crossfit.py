@@ -74,9 +74,17 @@ class CrossFitted:
 
     def proba(self, examples: Sequence[Example]) -> np.ndarray:
         """(N, C) probabilities, each from the student that did not see its dialogue."""
-        from .training import predict_proba
+        return self.proba_and_embeddings(examples)[0]
+
+    def proba_and_embeddings(
+        self, examples: Sequence[Example]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, C) probabilities and (N, H) unit-length sentence embeddings, each from the
+        student that did not see its dialogue."""
+        from .training import predict_with_embeddings
 
         out: np.ndarray | None = None
+        embeddings: np.ndarray | None = None
         for k, student in enumerate(self.fold_students):
             index = [
                 i
@@ -85,11 +93,19 @@ class CrossFitted:
             ]
             if not index:
                 continue
-            probabilities = predict_proba(student, [examples[i] for i in index]).numpy()
-            if out is None:
+            probabilities, vectors = predict_with_embeddings(
+                student, [examples[i] for i in index]
+            )
+            if out is None or embeddings is None:
                 out = np.zeros((len(examples), probabilities.shape[1]))
-            out[index] = probabilities
-        return out if out is not None else np.zeros((len(examples), 0))
+                embeddings = np.zeros(
+                    (len(examples), vectors.shape[1]), dtype=np.float32
+                )
+            out[index] = probabilities.numpy()
+            embeddings[index] = vectors.numpy()
+        if out is None or embeddings is None:
+            return np.zeros((len(examples), 0)), np.zeros((len(examples), 0))
+        return out, embeddings
 
 
 def trust_features(

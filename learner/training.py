@@ -352,7 +352,15 @@ def evaluate(
 def predict_proba(
     student: Student, examples: Sequence[Example], *, batch_size: int = 64
 ) -> torch.Tensor:
-    """(N, C) class probabilities on the CPU, in the order of `examples`.
+    """(N, C) class probabilities on the CPU, in the order of `examples`."""
+    return predict_with_embeddings(student, examples, batch_size=batch_size)[0]
+
+
+def predict_with_embeddings(
+    student: Student, examples: Sequence[Example], *, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) class probabilities and (N, H) sentence embeddings (the last hidden layer,
+    mean-pooled over the tokens, unit length), on the CPU, in the order of `examples`.
 
     Inputs are sorted by length into batches (less padding) and put back in order.
     """
@@ -365,10 +373,19 @@ def predict_proba(
         return len(examples[i].text) + sum(len(text) for _, text in context)
 
     order = sorted(range(len(examples)), key=rough_length)
-    out = torch.empty(len(examples), len(student.config.labels))
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        logits = student(**student.encode([examples[i] for i in index]))
-        out[index] = torch.softmax(logits.float(), dim=-1).cpu()
+    probabilities = torch.empty(len(examples), len(student.config.labels))
+    embeddings: torch.Tensor | None = None
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            inputs = student.encode([examples[i] for i in index])
+            out = student.encoder(**inputs, output_hidden_states=True)
+            probabilities[index] = torch.softmax(out.logits.float(), dim=-1).cpu()
+            mask = inputs["attention_mask"].unsqueeze(-1).float()
+            pooled = (out.hidden_states[-1].float() * mask).sum(1) / mask.sum(1)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1).cpu()
+            if embeddings is None:
+                embeddings = torch.empty(len(examples), pooled.shape[1])
+            embeddings[index] = pooled
     student.train(was_training)
-    return out
+    return probabilities, (embeddings if embeddings is not None else torch.empty(0, 0))

@@ -87,6 +87,9 @@ class TrustModel:
 
     l2: float = 5.0
     iterations: int = 50
+    base: str = "heuristic"
+    """What the correction starts from: "heuristic" (`heuristic_trust`) or "llm" (the
+    ensemble's probability of its label, ȳ(l), which is calibrated on DailyDialog)."""
     weights: Array = field(default_factory=lambda: np.zeros(0))
 
     def fit(self, features: Array, correct: Array) -> TrustModel:
@@ -95,7 +98,7 @@ class TrustModel:
         y = np.asarray(correct, dtype=np.float64)
         if len(set(y.tolist())) < 2:
             raise ValueError("TrustModel needs both right and wrong LLM labels to fit")
-        design, offset = self._design(x), _offset(x)
+        design, offset = self._design(x), _offset(x, self.base)
         w = np.zeros(design.shape[1])
         penalty = np.full(design.shape[1], self.l2)
         penalty[0] = 1e-3  # the intercept is barely shrunk
@@ -113,15 +116,15 @@ class TrustModel:
     def predict(self, features: Array) -> Array:
         """(N,) P(the LLM label is right)."""
         x = np.asarray(features, dtype=np.float64)
-        return _sigmoid(_offset(x) + self._design(x) @ self.weights)
+        return _sigmoid(_offset(x, self.base) + self._design(x) @ self.weights)
 
     @staticmethod
     def _design(x: Array) -> Array:
         return np.hstack([np.ones((x.shape[0], 1)), x])
 
 
-def _offset(x: Array) -> Array:
-    h = np.clip(heuristic_trust(x), 1e-4, 1 - 1e-4)
+def _offset(x: Array, base: str = "heuristic") -> Array:
+    h = np.clip(heuristic_trust(x) if base == "heuristic" else x[:, 0], 1e-4, 1 - 1e-4)
     return np.asarray(np.log(h / (1 - h)))
 
 
@@ -189,52 +192,130 @@ def prompt_votes(
 @dataclass
 class Verifier:
     """P(LLM label right), learnt from human answers with signals the LLM's own confidence does
-    not have (DESIGN.md, "Trust score"): `signals` (ensemble, agreement, cross-fitted student)
-    plus, from the prompts' votes, the Dawid–Skene posterior of the LLM label and the accuracy
-    of the LLM label's class among the answers. A `TrustModel` (a correction of the heuristic,
-    near it where answers are few) combines them. The reliability features of the answers it
-    is fitted on are cross-fitted (each answer's from a reliability fitted without it).
+    not have (DESIGN.md, "Trust score"; docs/active-loop.md): `signals` (ensemble, agreement,
+    cross-fitted student) plus, from the prompts' votes, the Dawid–Skene posterior of the LLM
+    label and the accuracy of the LLM label's class among the answers, plus any `extra`
+    columns the caller computes (`knn_agreement`, `student_margin`). A `TrustModel` (a
+    correction of the heuristic, near it where answers are few) combines them. The
+    reliability features of the answers it is fitted on are cross-fitted (each answer's from a
+    reliability fitted without it).
+
+    With audit answers (drawn uniformly from the pool, `audit`, with weights 1/π), a
+    `PlattCalibration` of the verifier's output is fitted on them: each audit answer scored by
+    a verifier fitted without it, the answers weighted by 1/π (learner/audit.py).
     """
 
     n_classes: int
     folds: int = 5
+    min_audit: int = 10
+    """Audit answers before a calibration is fitted on them."""
+    base: str = "heuristic"
+    """The `TrustModel`'s starting point."""
+    calibration_prior: float = 20.0
+    """The audit calibration's prior, in answers (`PlattCalibration.prior_strength`)."""
     reliability: PromptReliability | None = None
     class_accuracy: Array = field(default_factory=lambda: np.zeros(0))
     model: TrustModel = field(default_factory=TrustModel)
+    calibration: Any = None
 
     def fit(
-        self, signals: Array, votes: Votes, labels: npt.ArrayLike, truth: npt.ArrayLike
+        self,
+        signals: Array,
+        votes: Votes,
+        labels: npt.ArrayLike,
+        truth: npt.ArrayLike,
+        *,
+        extra: Array | None = None,
+        audit: npt.ArrayLike | None = None,
+        weights: npt.ArrayLike | None = None,
     ) -> Verifier:
-        """Fit on answered utterances: their `signals`, prompt votes, LLM labels, human labels."""
+        """Fit on answered utterances: their `signals`, prompt votes, LLM labels, human labels,
+        `extra` signal columns; `audit` marks the answers drawn uniformly (weights: 1/π)."""
+        from .audit import PlattCalibration
+
         labels, truth = np.asarray(labels), np.asarray(truth)
+        extra = _columns(extra, len(truth))
+        self._fit_core(signals, votes, labels, truth, extra)
+        self.calibration = None
+        if audit is None:
+            return self
+        audit = np.asarray(audit, dtype=bool)
+        w = np.ones(len(truth)) if weights is None else np.asarray(weights, np.float64)
+        index = np.flatnonzero(audit)
+        if len(index) < self.min_audit:
+            return self
+        # Each audit answer scored by a verifier that did not see it.
+        scores = np.zeros(len(index))
+        fold = np.arange(len(index)) % self.folds
+        for k in range(self.folds):
+            held = index[fold == k]
+            keep = np.ones(len(truth), dtype=bool)
+            keep[held] = False
+            right = labels[keep] == truth[keep]
+            if not len(held) or right.all() or not right.any():
+                return self
+            part = Verifier(self.n_classes, self.folds, base=self.base)._fit_core(
+                signals[keep], votes[keep], labels[keep], truth[keep], extra[keep]
+            )
+            scores[fold == k] = part._predict_core(
+                signals[held], votes[held], labels[held], extra[held]
+            )
+        self.calibration = PlattCalibration(self.calibration_prior).fit(
+            scores, labels[index] == truth[index], w[index]
+        )
+        return self
+
+    def predict(
+        self,
+        signals: Array,
+        votes: Votes,
+        labels: npt.ArrayLike,
+        *,
+        extra: Array | None = None,
+    ) -> Array:
+        """(N,) P(the LLM label is right)."""
+        labels = np.asarray(labels)
+        p = self._predict_core(signals, votes, labels, _columns(extra, len(labels)))
+        return p if self.calibration is None else self.calibration.predict(p)
+
+    def _fit_core(
+        self,
+        signals: Array,
+        votes: Votes,
+        labels: npt.NDArray[Any],
+        truth: npt.NDArray[Any],
+        extra: Array,
+    ) -> Verifier:
         n = len(truth)
-        extra = np.zeros((n, 2))
+        reliability = np.zeros((n, 2))
         fold = np.arange(n) % self.folds
         for k in range(self.folds):
             out = fold == k
             if out.any() and (~out).any():
-                extra[out] = self._reliability_features(
+                reliability[out] = self._reliability_features(
                     votes[~out], labels[~out], truth[~out], votes[out], labels[out]
                 )
         right = (labels == truth).astype(np.float64)
-        self.model = TrustModel().fit(np.hstack([signals, extra]), right)
+        self.model = TrustModel(base=self.base).fit(
+            np.hstack([signals, reliability, extra]), right
+        )
         self.reliability = PromptReliability(self.n_classes).fit(votes, truth)
         self.class_accuracy = _class_accuracy(labels, truth, self.n_classes)
         return self
 
-    def predict(self, signals: Array, votes: Votes, labels: npt.ArrayLike) -> Array:
-        """(N,) P(the LLM label is right)."""
+    def _predict_core(
+        self, signals: Array, votes: Votes, labels: npt.NDArray[Any], extra: Array
+    ) -> Array:
         assert self.reliability is not None, "fit first"
-        labels = np.asarray(labels)
         rows = np.arange(len(labels))
-        extra = np.stack(
+        reliability = np.stack(
             [
                 self.reliability.posterior(votes)[rows, labels],
                 self.class_accuracy[labels],
             ],
             axis=1,
         )
-        return self.model.predict(np.hstack([signals, extra]))
+        return self.model.predict(np.hstack([signals, reliability, extra]))
 
     def _reliability_features(
         self,
@@ -251,6 +332,124 @@ class Verifier:
             [reliability.posterior(votes_out)[rows, labels_out], accuracy[labels_out]],
             axis=1,
         )
+
+
+def _columns(extra: Array | None, n: int) -> Array:
+    if extra is None:
+        return np.zeros((n, 0))
+    return np.asarray(extra, dtype=np.float64).reshape(n, -1)
+
+
+def student_margin(student: Array, labels: npt.ArrayLike) -> Array:
+    """(N,) the cross-fitted student's margin on the LLM label, mapped to [0, 1]:
+    (q(l) − the largest other q + 1) / 2 (1: sure of l; 0: sure of another label)."""
+    q = np.asarray(student, dtype=np.float64)
+    labels = np.asarray(labels)
+    rows = np.arange(len(labels))
+    mine = q[rows, labels]
+    others = q.copy()
+    others[rows, labels] = -np.inf
+    return np.asarray((mine - others.max(axis=1) + 1.0) / 2.0)
+
+
+def knn_agreement(
+    query: Array,
+    query_labels: npt.ArrayLike,
+    query_groups: npt.ArrayLike,
+    reference: Array,
+    reference_labels: Array,
+    reference_groups: npt.ArrayLike,
+    *,
+    k: int = 10,
+    block: int = 2048,
+) -> Array:
+    """(N,) how much the k most similar reference utterances of other dialogues agree with
+    each query's LLM label: the similarity-weighted mean of their label distribution's mass on
+    it (a human label is one-hot, an LLM label its soft label). 1/2 where no neighbour is
+    similar at all.
+
+    Args:
+        query, reference: unit-length embeddings (N, H) and (M, H).
+        query_labels: (N,) each query's LLM label.
+        query_groups, reference_groups: dialogue ids (a neighbour from the query's own
+            dialogue would share its context, not confirm its label).
+        reference_labels: (M, C) label distributions of the reference utterances.
+    """
+    q = np.asarray(query, dtype=np.float32)
+    ref = np.asarray(reference, dtype=np.float32)
+    dist = np.asarray(reference_labels, dtype=np.float64)
+    labels = np.asarray(query_labels)
+    groups, ref_groups = np.asarray(query_groups), np.asarray(reference_groups)
+    out = np.full(len(q), 0.5)
+    if not len(ref) or not len(q):
+        return out
+    k = min(k, len(ref))
+    for start in range(0, len(q), block):
+        rows = slice(start, start + block)
+        similarity = q[rows] @ ref.T
+        similarity[groups[rows, None] == ref_groups[None, :]] = -np.inf
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        weight = np.take_along_axis(similarity, nearest, axis=1).astype(np.float64)
+        weight = np.where(np.isfinite(weight), np.maximum(weight, 0.0), 0.0)
+        mass = dist[nearest, labels[rows, None]]
+        total = weight.sum(axis=1)
+        out[rows] = np.where(
+            total > 0, (weight * mass).sum(axis=1) / np.where(total > 0, total, 1), 0.5
+        )
+    return out
+
+
+def diversify(
+    priority: npt.ArrayLike,
+    groups: Sequence[npt.ArrayLike],
+    *,
+    cap: int = 3,
+    margin: float = 0.15,
+) -> Array:
+    """Priorities (lowest first) re-ranked so that items served close together are not
+    near-duplicates: walking the queue's order, an item that already has `cap` items of one of
+    its groups (its dialogue, its embedding cluster) ahead of it gets `margin` added to its
+    priority for each one over; it still goes first where its trust is lower than the others'
+    by more than that.
+
+    Args:
+        priority: (N,) the queue's priority (trust).
+        groups: one (N,) integer array per grouping (dialogue, cluster; -1: no group).
+    """
+    p = np.asarray(priority, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    excess = np.zeros(len(p))
+    for grouping in groups:
+        g = np.asarray(grouping)[order]
+        ahead: dict[int, int] = {}
+        over = np.zeros(len(p))
+        for position, group in enumerate(g.tolist()):
+            if group < 0:
+                continue
+            seen = ahead.get(group, 0)
+            over[position] = max(0, seen - cap + 1)
+            ahead[group] = seen + 1
+        excess[order] = np.maximum(excess[order], over)
+    return np.asarray(p + margin * excess)
+
+
+def clusters(embeddings: Array, *, threshold: float = 0.9) -> npt.NDArray[np.int64]:
+    """(N,) a cluster id per embedding (in the given order): an item joins the first earlier
+    leader at cosine similarity ≥ `threshold`, else leads a new cluster. For the front of the
+    queue (a few thousand items), not the whole pool."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    out = np.full(len(e), -1, dtype=np.int64)
+    leaders: list[int] = []
+    for i in range(len(e)):
+        if leaders:
+            similarity = e[leaders] @ e[i]
+            best = int(similarity.argmax())
+            if similarity[best] >= threshold:
+                out[i] = out[leaders[best]]
+                continue
+        out[i] = len(leaders)
+        leaders.append(i)
+    return out
 
 
 def _class_accuracy(

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from learner import (
     accuracy,
+    audit_estimate,
     cohen_kappa,
     ece_from_bins,
     macro_f1,
@@ -288,6 +289,59 @@ def remaining_errors(*, task: LabelTask) -> dict[str, Any]:
     }
 
 
+AUDIT_MIN_ANSWERS = 10
+"""Audit answers before the dashboard shows the audit's estimates."""
+
+
+def audit_figures(*, task: LabelTask) -> dict[str, Any]:
+    """What the audit says about the unanswered pool (learner/audit.py): the trust ECE, the
+    LLM's error rate and the wrong LLM labels left, each with a bootstrap 95 % interval, from
+    the answers to items drawn uniformly from the pool (PARLEY_AUDIT_FRACTION), each weighted
+    by one over its selection probability. Each audit item counts once: its first answer,
+    against the LLM label and the trust it had when it was served."""
+    first = (
+        HumanLabel.objects.filter(
+            task=task,
+            source="annotation",
+            retraction__isnull=True,
+            trust__isnull=False,
+            llm_label__isnull=False,
+            utterance__queue_items__task=task,
+            utterance__queue_items__audit=True,
+            utterance__queue_items__selection_probability__gt=0,
+        )
+        .order_by("utterance_id", "created_at", "pk")
+        .values_list(
+            "utterance_id",
+            "trust",
+            "label_id",
+            "llm_label_id",
+            "utterance__queue_items__selection_probability",
+        )
+    )
+    answers: dict[int, tuple[float, bool, float]] = {}
+    for utterance_id, served_trust, label, llm_label, probability in first:
+        # both are non-null by the filter above
+        answers.setdefault(
+            utterance_id,
+            (float(served_trust or 0), label == llm_label, probability or 1),
+        )
+    out: dict[str, Any] = {"answers": len(answers), "needed": AUDIT_MIN_ANSWERS}
+    if len(answers) < AUDIT_MIN_ANSWERS:
+        return out
+    has_llm = Exists(
+        SoftLabel.objects.filter(task=task, utterance_id=OuterRef("utterance_id"))
+    )
+    open_trust = list(
+        QueueItem.objects.filter(task=task, open=True, answers=0)
+        .filter(has_llm)
+        .values_list("trust", flat=True)
+    )
+    columns = list(zip(*answers.values(), strict=True))
+    estimate = audit_estimate(columns[0], columns[1], columns[2], open_trust)
+    return {**out, **estimate.as_dict(), "items": len(open_trust)}
+
+
 def burndown(*, task: LabelTask) -> list[dict[str, Any]]:
     """Items left to label at the end of each day with human labels: all items minus the
     utterances labelled by then (an utterance counts on the day of its first label)."""
@@ -425,6 +479,7 @@ def dashboard_compute(*, task: LabelTask) -> dict[str, Any]:
         "student": student_accuracy(task=task),
         "trust": trust_calibration(task=task),
         "remaining": remaining_errors(task=task),
+        "audit": audit_figures(task=task),
         "burndown": burndown(task=task),
         "annotators": annotator_stats(task=task),
         "agreement": agreement(task=task),
@@ -439,4 +494,4 @@ def _dashboard_key(task: LabelTask) -> str:
     last_version = (
         ModelVersion.objects.filter(task=task).aggregate(m=Max("pk"))["m"] or 0
     )
-    return f"dashboard:{task.pk}:{last_version}"
+    return f"dashboard:v2:{task.pk}:{last_version}"

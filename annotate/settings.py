@@ -328,14 +328,26 @@ PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
 PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
 PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)
 PARLEY_TRUST_FOLDS = envint("PARLEY_TRUST_FOLDS", 2, minimum=2)
-# The calibrated trust: "signals" (ensemble and student signals) or "prompts" (a verifier that
-# also learns each prompt's reliability and the LLM label's class accuracy from the answers).
-# "signals" stays the default until bench.active_loop shows the verifier ahead
-# (docs/active-loop.md: one seed so far, not ahead).
-PARLEY_TRUST_VERIFIER = envstr("PARLEY_TRUST_VERIFIER", "signals")
-if PARLEY_TRUST_VERIFIER not in ("prompts", "signals"):
+# The audit (docs/active-loop.md): this share of the items served is drawn uniformly from the
+# unanswered pool, for an honest calibration and "wrong LLM labels left" estimate.
+PARLEY_AUDIT_FRACTION = envfloat("PARLEY_AUDIT_FRACTION", 0.05)
+if PARLEY_AUDIT_FRACTION > 1:
     raise ImproperlyConfigured(
-        f"PARLEY_TRUST_VERIFIER={PARLEY_TRUST_VERIFIER!r}: prompts or signals"
+        f"PARLEY_AUDIT_FRACTION={PARLEY_AUDIT_FRACTION}: a share between 0 and 1"
+    )
+# The diversity rule: after this many items of one dialogue (or tight embedding cluster among
+# the first PARLEY_DIVERSITY_WINDOW items of the queue), each further one goes back by
+# PARLEY_DIVERSITY_MARGIN of trust. 0 turns the rule off.
+PARLEY_DIVERSITY_CAP = envint("PARLEY_DIVERSITY_CAP", 3)
+PARLEY_DIVERSITY_MARGIN = envfloat("PARLEY_DIVERSITY_MARGIN", 0.15)
+PARLEY_DIVERSITY_WINDOW = envint("PARLEY_DIVERSITY_WINDOW", 2000, minimum=1)
+# The calibrated trust (docs/active-loop.md): "verifier" (learns from the answers each prompt's
+# reliability and the LLM's per-class accuracy; calibrated on the audit answers) or "signals"
+# (the previous trust: ensemble and student signals only).
+PARLEY_TRUST_VERIFIER = envstr("PARLEY_TRUST_VERIFIER", "verifier")
+if PARLEY_TRUST_VERIFIER not in ("verifier", "signals"):
+    raise ImproperlyConfigured(
+        f"PARLEY_TRUST_VERIFIER={PARLEY_TRUST_VERIFIER!r}: verifier or signals"
     )
 # Jobs (annotate/sweeper.py): a queued job is sent again after this long without a worker
 # taking it; a running one without a sign of life for PARLEY_JOB_STALE_S is taken for dead.

@@ -9,6 +9,9 @@ os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/parley")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Uploaded files must be shared with the worker processes the tests start: they inherit this.
+# The queue serves strictly by priority in tests (no audit draws); tests/annotate/test_audit.py
+# turns the audit on where it is the subject.
+os.environ.setdefault("PARLEY_AUDIT_FRACTION", "0")
 os.environ.setdefault("PARLEY_DATA_DIR", tempfile.mkdtemp(prefix="parley-test-"))
 
 from .settings import *  # noqa: E402, F403

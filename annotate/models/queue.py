@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import ClassVar
 
 from django.conf import settings
@@ -10,6 +11,11 @@ from django.db.models import Q
 
 from .corpus import Utterance
 from .projects import LabelTask
+
+
+def random_key() -> float:
+    """A uniform key in [0, 1) (the audit draw's order)."""
+    return random.random()
 
 
 class QueueItem(models.Model):
@@ -41,6 +47,26 @@ class QueueItem(models.Model):
         related_name="+",
         help_text="The model version whose signals produced the trust (none: LLM signals only).",
     )
+    priority = models.FloatField(
+        default=0.0,
+        help_text="The queue's order, lowest first: the trust, pushed back by the diversity "
+        "rule where many items of one dialogue or cluster would come together.",
+    )
+    audit_key = models.FloatField(
+        default=random_key,
+        help_text="A uniform random key: an audit draw takes the open item with the lowest.",
+    )
+    audit = models.BooleanField(
+        default=False,
+        help_text="Served as an audit: drawn uniformly from the unanswered pool, not for its "
+        "trust (never shown to the annotator).",
+    )
+    selection_probability = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="When last served, the probability that this item was the one drawn: "
+        "1 / open items for an audit, 1 for the queue's own pick.",
+    )
     required = models.PositiveSmallIntegerField(default=1)
     answers = models.PositiveSmallIntegerField(default=0)
     open = models.BooleanField(default=True)
@@ -68,11 +94,17 @@ class QueueItem(models.Model):
             ),
         ]
         indexes: ClassVar = [
-            # The queue's one query: open items of a task by trust (annotate/queue.md).
+            # The queue's query: open items of a task by priority (annotate/queue.md).
             models.Index(
-                fields=["task", "trust", "id"],
+                fields=["task", "priority", "id"],
                 condition=Q(open=True),
-                name="queueitem_open_by_trust",
+                name="queueitem_open_by_priority",
+            ),
+            # The audit draw: open items of a task by their random key.
+            models.Index(
+                fields=["task", "audit_key"],
+                condition=Q(open=True),
+                name="queueitem_open_by_audit_key",
             ),
             models.Index(fields=["claimed_by", "lease_until"], name="queueitem_claims"),
         ]

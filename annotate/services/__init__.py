@@ -50,6 +50,7 @@ from .projects import (
 from .queue import (
     project_queue_sync,
     queue_claim,
+    queue_diversify,
     queue_release,
     queue_renew,
     queue_skip,
@@ -91,6 +92,7 @@ __all__ = [
     "project_queue_sync",
     "prompt_messages",
     "queue_claim",
+    "queue_diversify",
     "queue_release",
     "queue_renew",
     "queue_skip",

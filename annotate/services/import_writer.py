@@ -3,6 +3,7 @@ queue items, inside the import's transaction."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -365,6 +366,9 @@ class ImportWriter:
                         pk,
                         task_id,
                         trusts[pk],
+                        trusts[pk],  # the priority: no diversity pass before a student
+                        random.random(),  # the audit draw's key
+                        False,  # not served yet, so not an audit
                         QueueItem.TrustSource.HEURISTIC.value,
                         required,
                         answers,
@@ -378,6 +382,9 @@ class ImportWriter:
                 "utterance_id",
                 "task_id",
                 "trust",
+                "priority",
+                "audit_key",
+                "audit",
                 "trust_source",
                 "required",
                 "answers",

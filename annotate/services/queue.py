@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -12,6 +14,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
+import learner
 from learner import heuristic_trust, signals
 
 from ..models import (
@@ -23,6 +26,9 @@ from ..models import (
     SoftLabel,
     Utterance,
 )
+
+# The audit's coin; bench.active_loop seeds it for a reproducible run.
+audit_rng = random.Random()
 
 
 def needs_two(utterance_id: int, fraction: float) -> bool:
@@ -115,12 +121,62 @@ def queue_trust_refresh(
                 (pk, float(t)) for (pk, _), t in zip(known, scores, strict=True)
             )
         updates = [
-            QueueItem(pk=pk, trust=t, trust_source=QueueItem.TrustSource.HEURISTIC)
+            QueueItem(
+                pk=pk, trust=t, priority=t, trust_source=QueueItem.TrustSource.HEURISTIC
+            )
             for pk, t in values.items()
         ]
         QueueItem.objects.bulk_update(
-            updates, ["trust", "trust_source"], batch_size=2000
+            updates, ["trust", "priority", "trust_source"], batch_size=2000
         )
+
+
+def queue_diversify(
+    *, task: LabelTask, embeddings: dict[int, Any] | None = None
+) -> int:
+    """The diversity rule (docs/active-loop.md): re-rank the open items' priority so that the
+    items served together are not near-duplicates. Walking the queue's order, an item with
+    PARLEY_DIVERSITY_CAP items of its dialogue (or, given utterance `embeddings`, of its
+    tight embedding cluster among the front of the queue) ahead of it goes back by
+    PARLEY_DIVERSITY_MARGIN of trust per item over; a far lower trust still goes first.
+    Run after each scoring (a "round"). Returns the number of items whose priority changed.
+    """
+    cap = settings.PARLEY_DIVERSITY_CAP
+    rows = list(
+        QueueItem.objects.filter(task=task, open=True)
+        .order_by("trust", "pk")
+        .values_list(
+            "pk", "trust", "priority", "utterance_id", "utterance__dialogue_id"
+        )
+    )
+    if not rows:
+        return 0
+    trust = np.array([r[1] for r in rows])
+    priority = trust
+    if cap > 0:
+        groups = [np.array([r[4] for r in rows])]
+        if embeddings:
+            front = [
+                i
+                for i, r in enumerate(rows[: settings.PARLEY_DIVERSITY_WINDOW])
+                if r[3] in embeddings
+            ]
+            cluster = np.full(len(rows), -1)
+            if front:
+                cluster[front] = learner.clusters(
+                    np.stack([embeddings[rows[i][3]] for i in front])
+                )
+            groups.append(cluster)
+        priority = learner.diversify(
+            trust, groups, cap=cap, margin=settings.PARLEY_DIVERSITY_MARGIN
+        )
+    changed = [
+        QueueItem(pk=r[0], priority=float(p))
+        for r, p in zip(rows, priority, strict=True)
+        if abs(r[2] - p) > 1e-12
+    ]
+    QueueItem.objects.bulk_update(changed, ["priority"], batch_size=2000)
+    return len(changed)
 
 
 def queue_claim(
@@ -129,9 +185,11 @@ def queue_claim(
     """The item this annotator should label now, claimed for them; None when nothing is left.
 
     The annotator's own unexpired claim comes back first (a reload keeps the item). Else the
-    open item with the lowest trust that nobody holds, that they have neither answered nor
-    skipped, is locked with SKIP LOCKED (so concurrent annotators never wait on or get the same
-    row) and claimed with a lease. `exclude`: item ids the caller already shows (the workspace
+    open item with the lowest priority (the trust, after the diversity rule) that nobody
+    holds, that they have neither answered nor skipped, is locked with SKIP LOCKED (so
+    concurrent annotators never wait on or get the same row) and claimed with a lease. A share
+    PARLEY_AUDIT_FRACTION of claims are audits instead: the same filters, but the open item
+    with the lowest random `audit_key` (a uniform draw), its selection probability stored. `exclude`: item ids the caller already shows (the workspace
     holds the current item and the next one, fetched ahead).
     """
     now = timezone.now()
@@ -141,7 +199,7 @@ def queue_claim(
             QueueItem.objects.select_for_update()
             .filter(task=task, claimed_by=annotator, lease_until__gt=now, open=True)
             .exclude(pk__in=exclude)
-            .order_by("trust", "pk")
+            .order_by("priority", "pk")
             .first()
         )
         if held is not None:
@@ -155,13 +213,16 @@ def queue_claim(
             retraction__isnull=True,
         )
         skipped = QueueSkip.objects.filter(item=OuterRef("pk"), annotator=annotator)
+        # An audit: a uniform draw from the unanswered pool (the open item with the lowest
+        # random key), so that the answers also describe the items the queue never reaches.
+        audit = audit_rng.random() < settings.PARLEY_AUDIT_FRACTION
         item = (
             QueueItem.objects.filter(task=task, open=True)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
             .exclude(Exists(mine))
             .exclude(Exists(skipped))
             .exclude(pk__in=exclude)
-            .order_by("trust", "pk")
+            .order_by(*(("audit_key", "pk") if audit else ("priority", "pk")))
             .select_for_update(skip_locked=True, of=("self",))
             .first()
         )
@@ -169,7 +230,21 @@ def queue_claim(
             return None
         item.claimed_by = annotator
         item.lease_until = now + lease
-        item.save(update_fields=["claimed_by", "lease_until", "updated_at"])
+        item.audit = audit
+        item.selection_probability = (
+            1.0 / max(QueueItem.objects.filter(task=task, open=True).count(), 1)
+            if audit
+            else 1.0
+        )
+        item.save(
+            update_fields=[
+                "claimed_by",
+                "lease_until",
+                "audit",
+                "selection_probability",
+                "updated_at",
+            ]
+        )
         return item
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -22,17 +21,26 @@ from learner import (
 )
 
 from .. import dashboards, retention, selectors
-from ..models import HumanLabel, LabelTask, ModelVersion, Prediction, QueueItem
+from ..models import (
+    HumanLabel,
+    LabelTask,
+    ModelVersion,
+    Prediction,
+    QueueItem,
+    Utterance,
+)
+from .queue import queue_diversify
 from .training import learner_config
 
 
 def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
-    """Score every utterance of the task with the run's model version; refresh the queue's trust.
+    """Score every utterance of the task with the run's model version; refresh the queue.
 
     Predictions (stamped with the version) come from the full student. Trust uses the
     cross-fitted students: each utterance is scored by the fold model that did not train on
     its dialogue. With PARLEY_TRUST_MIN_HUMAN human labels (both outcomes present), a
-    calibrated TrustModel is fitted on them; before that, the heuristic. Utterances already
+    calibrated model is fitted on them (`TrustScorer`); before that, the heuristic. Then the
+    diversity rule re-ranks the front of the queue (`queue_diversify`). Utterances already
     scored for this version are skipped, so a redelivered task only finishes the rest.
     """
     version = ModelVersion.objects.select_related("task").filter(run_id=run_id).first()
@@ -46,13 +54,14 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
     )
     context_turns = students.full.config.context_turns
     label_ids = list(task.ordered_labels().values_list("pk", flat=True))
-    calibrated = _trust_model(task, students, context_turns)
+    scorer = TrustScorer.fit(task, students, context_turns)
     done = set(
         Prediction.objects.filter(model_version=version).values_list(
             "utterance_id", flat=True
         )
     )
     ids = [pk for pk in selectors.training_example_ids(task=task) if pk not in done]
+    front = _Front(settings.PARLEY_DIVERSITY_WINDOW)
     for start in range(0, len(ids), chunk_size):
         ModelVersion.objects.filter(pk=version.pk).update(
             scoring_heartbeat_at=timezone.now()
@@ -62,17 +71,9 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
             task=task, utterance_ids=chunk, context_turns=context_turns
         )
         probabilities = learner.predict_proba(students.full, examples).numpy()
-        features = trust_features(examples, len(label_ids), students.proba(examples))
-        values = (
-            calibrated(examples, features) if calibrated else heuristic_trust(features)
-        )
-        has_llm = np.array([bool(ex.llm) for ex in examples])
-        values = np.where(has_llm, values, 0.0)
-        source = (
-            QueueItem.TrustSource.CALIBRATED
-            if calibrated
-            else QueueItem.TrustSource.HEURISTIC
-        )
+        student, embeddings = students.proba_and_embeddings(examples)
+        values = scorer.trust(examples, student)
+        front.add(chunk, values, embeddings)
         with transaction.atomic():
             Prediction.objects.bulk_create(
                 [
@@ -98,15 +99,17 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
                     QueueItem(
                         pk=items[pk],
                         trust=float(t),
+                        priority=float(t),
                         trust_version=version,
-                        trust_source=source,
+                        trust_source=scorer.source,
                     )
                     for pk, t in zip(chunk, values, strict=True)
                     if pk in items
                 ],
-                ["trust", "trust_version", "trust_source"],
+                ["trust", "priority", "trust_version", "trust_source"],
                 batch_size=2000,
             )
+    queue_diversify(task=task, embeddings=front.embeddings())
     ModelVersion.objects.filter(pk=version.pk).update(scored_at=timezone.now())
     retention.model_files_prune(task=task)
     # The new version starts a new dashboard snapshot: compute it here, on the worker, rather
@@ -114,55 +117,126 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
     dashboards.dashboard_compute(task=task)
 
 
-def _trust_model(
-    task: LabelTask, students: CrossFitted, context_turns: int
-) -> Callable[[list[Example], Any], Any] | None:
-    """A calibrated trust model from the human labels, once there are enough of both outcomes:
-    `(examples, their trust_features) -> P(LLM label right)`.
+@dataclass
+class _Front:
+    """The embeddings of the `size` least trusted utterances seen so far (the front of the
+    queue, where the diversity rule looks for near-duplicates), kept as chunks stream by."""
 
-    PARLEY_TRUST_VERIFIER=signals (the default): the TrustModel on the ensemble and student
-    signals; `prompts`: a `Verifier`, which adds the prompts' reliability and the LLM label's
-    class accuracy learnt from the answers (docs/active-loop.md).
+    size: int
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    trust: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    vectors: np.ndarray | None = None
+
+    def add(self, ids: list[int], trust: np.ndarray, vectors: np.ndarray) -> None:
+        if not len(ids) or vectors.shape[1] == 0:
+            return
+        all_ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
+        all_trust = np.concatenate([self.trust, np.asarray(trust, dtype=np.float64)])
+        all_vectors = (
+            vectors if self.vectors is None else np.concatenate([self.vectors, vectors])
+        )
+        keep = np.argsort(all_trust, kind="stable")[: self.size]
+        self.ids, self.trust = all_ids[keep], all_trust[keep]
+        self.vectors = all_vectors[keep].astype(np.float32)
+
+    def embeddings(self) -> dict[int, np.ndarray]:
+        if self.vectors is None:
+            return {}
+        return dict(zip(self.ids.tolist(), self.vectors, strict=True))
+
+
+@dataclass
+class TrustScorer:
+    """`trust(examples, student probabilities)`: P(the LLM label is right) for a chunk of
+    utterances, from the model fitted on the human answers (docs/active-loop.md).
+
+    PARLEY_TRUST_VERIFIER=verifier (the default): a `Verifier` on the ensemble and student
+    signals, the prompts' reliability and the LLM label's class accuracy learnt from the
+    answers, calibrated on the audit answers (weighted by 1/π). `signals`: the previous trust,
+    a `TrustModel` on the ensemble and student signals only. Before PARLEY_TRUST_MIN_HUMAN
+    answers with both outcomes, the heuristic.
     """
-    labelled = list(
-        HumanLabel.objects.filter(task=task)
-        .values_list("utterance_id", flat=True)
-        .distinct()
-    )
-    if len(labelled) < settings.PARLEY_TRUST_MIN_HUMAN:
-        return None
-    examples = [
-        ex
-        for ex in selectors.training_examples(
-            task=task, utterance_ids=labelled, context_turns=context_turns
-        )
-        if ex.llm and ex.human is not None
-    ]
-    n_classes = task.labels.count()
-    features = trust_features(examples, n_classes, students.proba(examples))
-    labels = np.array([int(np.argmax(ex.soft)) for ex in examples])
-    truth = np.array([ex.human for ex in examples])
-    right = labels == truth
-    if (
-        len(examples) < settings.PARLEY_TRUST_MIN_HUMAN
-        or right.all()
-        or not right.any()
-    ):
-        return None  # a calibration needs both right and wrong LLM labels
-    if settings.PARLEY_TRUST_VERIFIER == "signals":
-        model = TrustModel().fit(features, right.astype(float))
-        return lambda _examples, signals: model.predict(signals)
-    n_prompts = max(len(ex.llm) for ex in examples)
-    verifier = Verifier(n_classes).fit(
-        features, prompt_votes([ex.llm for ex in examples], n_prompts), labels, truth
-    )
 
-    def predict(batch: list[Example], signals: Any) -> Any:
-        # Utterances without an LLM label get 0 from the caller; any label index will do.
-        batch_labels = np.array(
-            [int(np.argmax(ex.soft)) if ex.llm else 0 for ex in batch]
-        )
-        votes = prompt_votes([ex.llm for ex in batch], n_prompts)
-        return verifier.predict(signals, votes, batch_labels)
+    n_classes: int
+    source: str = QueueItem.TrustSource.HEURISTIC
+    model: TrustModel | None = None
+    verifier: Verifier | None = None
+    n_prompts: int = 0
 
-    return predict
+    @classmethod
+    def fit(
+        cls, task: LabelTask, students: CrossFitted, context_turns: int
+    ) -> TrustScorer:
+        """Fit on the task's answered utterances (each scored by the student that did not
+        see its dialogue)."""
+        scorer = cls(task.labels.count())
+        answered = set(
+            HumanLabel.objects.filter(task=task).values_list("utterance_id", flat=True)
+        )
+        if len(answered) < settings.PARLEY_TRUST_MIN_HUMAN:
+            return scorer
+        ids = list(
+            Utterance.objects.filter(pk__in=answered)
+            .order_by("dialogue_id", "position")
+            .values_list("pk", flat=True)
+        )
+        examples = selectors.training_examples(
+            task=task, utterance_ids=ids, context_turns=context_turns
+        )
+        keep = [i for i, ex in enumerate(examples) if ex.llm and ex.human is not None]
+        examples, ids = [examples[i] for i in keep], [ids[i] for i in keep]
+        features = trust_features(examples, scorer.n_classes, students.proba(examples))
+        labels = _llm_labels(examples)
+        truth = np.array([ex.human for ex in examples])
+        right = labels == truth
+        if (
+            len(examples) < settings.PARLEY_TRUST_MIN_HUMAN
+            or right.all()
+            or not right.any()
+        ):
+            return scorer  # a calibration needs both right and wrong LLM labels
+        scorer.source = QueueItem.TrustSource.CALIBRATED
+        if settings.PARLEY_TRUST_VERIFIER == "signals":
+            scorer.model = TrustModel().fit(features, right.astype(float))
+            return scorer
+        served = {
+            pk: (audit, probability)
+            for pk, audit, probability in QueueItem.objects.filter(
+                task=task, utterance_id__in=ids
+            ).values_list("utterance_id", "audit", "selection_probability")
+        }
+        audit = np.array([served.get(pk, (False, None))[0] for pk in ids])
+        weights = np.array(
+            [1.0 / (served.get(pk, (False, None))[1] or 1.0) for pk in ids]
+        )
+        scorer.n_prompts = max(len(ex.llm) for ex in examples)
+        scorer.verifier = Verifier(scorer.n_classes).fit(
+            features,
+            prompt_votes([ex.llm for ex in examples], scorer.n_prompts),
+            labels,
+            truth,
+            audit=audit,
+            weights=weights,
+        )
+        return scorer
+
+    def trust(self, examples: list[Example], student: np.ndarray) -> np.ndarray:
+        """(N,) trust of a chunk; 0 for an utterance without an LLM label."""
+        features = trust_features(examples, self.n_classes, student)
+        if self.model is not None:
+            values = self.model.predict(features)
+        elif self.verifier is not None:
+            values = self.verifier.predict(
+                features,
+                prompt_votes([ex.llm for ex in examples], self.n_prompts),
+                _llm_labels(examples),
+            )
+        else:
+            values = heuristic_trust(features)
+        has_llm = np.array([bool(ex.llm) for ex in examples])
+        return np.asarray(np.where(has_llm, values, 0.0))
+
+
+def _llm_labels(examples: list[Example]) -> np.ndarray:
+    """Each utterance's LLM label (argmax ȳ; 0 where there is none: its trust is 0)."""
+    return np.array([int(np.argmax(ex.soft)) if ex.llm else 0 for ex in examples])

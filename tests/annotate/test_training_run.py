@@ -182,21 +182,33 @@ def test_scoring_stamps_predictions_and_trust_with_the_version_and_skips_what_is
     assert list(Prediction.objects.order_by("pk").values_list("pk", "trust")) == before
 
 
-@pytest.mark.parametrize("verifier", ["signals", "prompts"])
+@pytest.mark.parametrize("verifier", ["signals", "verifier"])
 def test_trust_is_calibrated_once_enough_human_labels_exist(
-    act, django_user_model, settings, verifier
+    act, django_user_model, settings, verifier, monkeypatch
 ):
+    from learner import audit
+
     settings.PARLEY_TRUST_VERIFIER = verifier
+    calibrations = []
+    fit = audit.PlattCalibration.fit
+    monkeypatch.setattr(
+        audit.PlattCalibration,
+        "fit",
+        lambda self, *a, **k: calibrations.append(len(a[0])) or fit(self, *a, **k),
+    )
     annotator = django_user_model.objects.create(username="gold")
-    for n, item in enumerate(
-        QueueItem.objects.filter(task=act)
-        .select_related("utterance")
-        .order_by("pk")[:16]
-    ):
+    items = list(
+        QueueItem.objects.filter(task=act).select_related("utterance").order_by("pk")
+    )
+    for n, item in enumerate(items[:16]):
         gold = "question" if item.utterance.text.endswith("?") else "inform"
         services.label_submit(
             item_id=item.pk, annotator=annotator, label=gold, submission_key=f"g{n}"
         )
+    # twelve of the answers were audits, drawn from the whole pool
+    QueueItem.objects.filter(pk__in=[i.pk for i in items[:12]]).update(
+        audit=True, selection_probability=1 / len(items)
+    )
     run = TrainingRun.objects.create(task=act)
     services.training_run_execute(run_id=run.pk)
     services.predictions_store(run_id=run.pk)
@@ -204,6 +216,13 @@ def test_trust_is_calibrated_once_enough_human_labels_exist(
         QueueItem.objects.filter(task=act).values_list("trust_source", flat=True)
     ) == {"calibrated"}
     assert all(0 <= t <= 1 for t in QueueItem.objects.values_list("trust", flat=True))
+    # the verifier calibrates on the twelve audit answers; the previous trust has no audit
+    assert calibrations == ([12] if verifier == "verifier" else [])
+    # the queue's priority is the trust, pushed back only by the diversity rule
+    for trust, priority in QueueItem.objects.filter(task=act, open=True).values_list(
+        "trust", "priority"
+    ):
+        assert priority >= trust - 1e-9
 
 
 def test_a_run_whose_worker_died_does_not_block_the_next_one(act):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from annotate import services
+from annotate import dashboards, services
 from annotate.models import HumanLabel, ModelVersion, Prediction, QueueItem, TrainingRun
 from tests.browser.conftest import make_dialogues
 
@@ -79,3 +79,43 @@ def test_the_dashboard_shows_every_panel_and_polls_a_running_training(
     shots = Path(os.environ.get("PARLEY_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+
+
+def test_the_dashboard_shows_the_audit_based_estimates(
+    signed_in, live_server, project, settings, annotator_ann, lead_lena
+):
+    settings.PARLEY_OVERLAP_FRACTION = 0.0
+    task = make_dialogues(project)
+    page = signed_in(lead_lena)
+    url = f"{live_server.url}/projects/support/tasks/act/dashboard/"
+    page.goto(url)
+    assert (
+        page.locator("#audit")
+        .inner_text()
+        .startswith("The audit has 0 of the 10 answers")
+    )
+    # Twelve items drawn uniformly from the pool and answered; the LLM was wrong on three.
+    settings.PARLEY_AUDIT_FRACTION = 1.0
+    for n in range(12):
+        item = services.queue_claim(task=task, annotator=annotator_ann)
+        gold = "question" if item.utterance.text.endswith("?") else "inform"
+        services.label_submit(
+            item_id=item.pk,
+            annotator=annotator_ann,
+            label="directive" if n % 4 == 0 else gold,
+            submission_key=f"a{n}",
+        )
+    figures = dashboards.dashboard_compute(task=task)["audit"]
+    page.goto(url)
+    text = page.locator("#audit").inner_text()
+    assert "12 answers to items drawn uniformly from the unanswered pool" in text
+    left = figures["wrong_left"]
+    assert (
+        f"wrong LLM labels left: {left['value']:.0f} "
+        f"(95 % interval {left['low']:.0f}–{left['high']:.0f})"
+    ) in text
+    ece = figures["ece"]
+    assert (
+        f"ECE {ece['value']:.3f} (95 % interval {ece['low']:.3f}–{ece['high']:.3f})"
+        in text
+    )

@@ -10,7 +10,8 @@ of the pool from `queue_claim` and answer with the gold label through `label_sub
 the student is retrained (`training_run_execute`) and the pool rescored
 (`predictions_store`). Strategies only change the priority the queue orders by:
 
-    trust            the trust score (the product's queue)
+    trust            the trust score (the product's queue: the verifier)
+    trust_v1         the previous calibrated trust (PARLEY_TRUST_VERIFIER=signals)
     random           a random priority
     llm_confidence   the LLM ensemble's probability of its own label (max ȳ)
     student_entropy  the current student's entropy (highest first)
@@ -63,6 +64,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backbone", default="minilm-l6")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--trust-min-human", type=int, default=50)
+    p.add_argument(
+        "--audit-fraction",
+        type=float,
+        default=0.05,
+        help="share of the items served drawn uniformly (the product's default)",
+    )
+    p.add_argument(
+        "--diversity-cap",
+        type=int,
+        default=3,
+        help="items of one dialogue or cluster before the rest go back (0: off)",
+    )
     p.add_argument(
         "--limit-dialogues",
         type=int,
@@ -118,7 +131,9 @@ def setup_django(args: argparse.Namespace, data_dir: str) -> None:
             # trust_v1: the calibrated trust before the verifier (signals only).
             "PARLEY_TRUST_VERIFIER": "signals"
             if args.strategy == "trust_v1"
-            else "prompts",
+            else "verifier",
+            "PARLEY_AUDIT_FRACTION": str(args.audit_fraction),
+            "PARLEY_DIVERSITY_CAP": str(args.diversity_cap),
             "PARLEY_TRUST_MIN_HUMAN": str(args.trust_min_human),
             "PARLEY_OVERLAP_FRACTION": "0",
             "PARLEY_RETRAIN_EVERY": str(10**9),
@@ -140,7 +155,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from django.db.models import F
 
-    from annotate import services
+    from annotate import dashboards, services
     from annotate.models import (
         HumanLabel,
         ModelVersion,
@@ -156,6 +171,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     from learner.training import evaluate
 
     rng = random.Random(args.seed)
+    services.queue.audit_rng.seed(args.seed)
     pool = dd.read_dialogues(args.pool)
     evaluation = dd.read_dialogues(args.eval)
     if args.limit_dialogues:
@@ -235,8 +251,10 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
                 p = np.clip(np.array(probs[i.utterance_id]), 1e-12, 1)
                 values[i.pk] = 1.0 - float(-(p * np.log(p)).sum() / np.log(len(p)))
         for i in items:
-            i.trust = min(max(values[i.pk], 0.0), 1.0)
-        QueueItem.objects.bulk_update(items, ["trust"], batch_size=2000)
+            i.trust = i.priority = min(max(values[i.pk], 0.0), 1.0)
+        QueueItem.objects.bulk_update(items, ["trust", "priority"], batch_size=2000)
+        # the same diversity rule as the product's queue (dialogues only: no embeddings here)
+        services.queue_diversify(task=task)
 
     def pool_calibration() -> tuple[float, float]:
         """ECE and Brier score of the queue's priority over the unanswered pool against gold
@@ -259,7 +277,15 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         prioritise(version)
         pool_ece, pool_brier = pool_calibration()
+        audit = dashboards.audit_figures(task=task)
+        open_ids = set(
+            QueueItem.objects.filter(task=task, open=True, answers=0).values_list(
+                "utterance_id", flat=True
+            )
+        )
+        true_wrong_left = len(open_ids & wrong)
         answered = []
+        audits = 0
         for n in range(per_round):
             annotator = annotators[n % len(annotators)]
             item = services.queue_claim(task=task, annotator=annotator)
@@ -272,6 +298,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
                 submission_key=f"{number}-{item.pk}",
             )
             answered.append(item.utterance_id)
+            audits += int(item.audit)
         shown = (
             HumanLabel.objects.filter(task=task, utterance_id__in=answered)
             .annotate(shown=F("llm_label__value"))
@@ -312,6 +339,9 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             "trust_ece": ece,
             "pool_ece": pool_ece,
             "pool_brier": pool_brier,
+            "audits_served": audits,
+            "true_wrong_left": true_wrong_left,
+            "audit_estimate": audit,
             "seconds": time.perf_counter() - started,
         }
         rounds.append(row)
@@ -319,8 +349,9 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             f"round {number}: answered {len(answered)}, LLM wrong {found} → precision {precision:.3f} "
             f"(lift {row['lift']:.2f}), pool accuracy {row['pool_accuracy']:.4f}, student accuracy "
             f"{metrics.accuracy:.4f} (macro-F1 {metrics.macro_f1:.4f}), trust ECE {ece:.3f}, "
-            f"pool ECE {pool_ece:.3f} (Brier {pool_brier:.3f}), "
-            f"{row['seconds']:.0f} s",
+            f"pool ECE {pool_ece:.3f} (Brier {pool_brier:.3f}), {audits} audits, "
+            f"wrong left {true_wrong_left} (audit: {_interval(audit, 'wrong_left')}, "
+            f"audit ECE {_interval(audit, 'ece')}), {row['seconds']:.0f} s",
             flush=True,
         )
     report = {
@@ -334,6 +365,13 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     }
     write_report(args.out, report)
     return report
+
+
+def _interval(audit: dict[str, Any], key: str) -> str:
+    if key not in audit:
+        return f"{audit['answers']} of {audit['needed']} answers"
+    value = audit[key]
+    return f"{value['value']:.3g} [{value['low']:.3g}, {value['high']:.3g}]"
 
 
 if __name__ == "__main__":

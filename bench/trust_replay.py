@@ -1,0 +1,371 @@
+"""Trust replay: the queue's ranking and calibration, many variants and seeds, in seconds.
+
+    python -m bench.trust_replay --pool POOL.jsonl --llm-labels LLM.jsonl --task act \\
+        --cache bench/out/replay-act.npz [--seeds 0 1 2] [--variants trust llm_confidence ...]
+
+`bench.active_loop` runs the whole product (import, queue, training, scoring) and takes about
+half an hour per strategy and seed here. This replay keeps the students fixed: it trains the
+cross-fitted students once on the LLM labels (the product's training, `--folds` dialogue folds,
+1 epoch bf16 by default) and caches every utterance's out-of-fold probabilities and
+embeddings (`--cache`); then it replays the queue for each variant — rounds of
+`budget / rounds` answers with gold labels, the verifier refitted on the answers after each
+round, the audit share drawn uniformly, the diversity rule — with the learner's own functions
+(`Verifier`, `knn_agreement`, `diversify`, `audit_estimate`). What it cannot show is the
+student improving with the human labels between rounds; the active loop does.
+
+Per variant it prints the wrong LLM labels found (all served items, audits included), the
+lift over the pool's error rate, the trust ECE and Brier over the unanswered pool against
+gold from round 2 on, and the audit's estimate of that ECE and of the wrong labels left
+beside the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import dailydialog as dd
+from bench.common import write_report
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # name: options (knn, margin: extra verifier signals; base: what the verifier corrects;
+    # audit: the audit share, default --audit-fraction; diversity: the rule on or off)
+    "llm_confidence": {},
+    "heuristic": {},
+    "trust_v1": {},
+    "trust": {},  # the product's verifier
+    "trust+knn": {"knn": True},
+    "trust+margin": {"margin": True},
+    "trust+knn+margin": {"knn": True, "margin": True},
+    "trust-llmbase": {"base": "llm"},
+    "trust-noaudit": {"audit": 0.0},
+    "trust-nodiversity": {"diversity": False},
+    "trust-prior5": {"prior": 5.0},
+    "trust-prior5-min5": {"prior": 5.0, "min_audit": 5},
+    "trust-prior2-min5": {"prior": 2.0, "min_audit": 5},
+    "llm_confidence-noaudit": {"audit": 0.0},
+    "llm_confidence-nodiversity": {"diversity": False},
+}
+
+
+@dataclass
+class Pool:
+    soft: np.ndarray
+    agreement: np.ndarray
+    votes: np.ndarray
+    student: np.ndarray
+    embeddings: np.ndarray
+    gold: np.ndarray
+    dialogue: np.ndarray
+    labels: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.labels = self.soft.argmax(axis=1)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--pool", required=True, type=Path)
+    p.add_argument("--llm-labels", required=True, type=Path)
+    p.add_argument("--task", default="act", choices=("act", "sentiment", "emotion"))
+    p.add_argument("--cache", required=True, type=Path)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--budget", type=float, default=0.1)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--audit-fraction", type=float, default=0.1)
+    p.add_argument("--min-human", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--backbone", default="minilm-l6")
+    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    p.add_argument("--out", type=Path)
+    return p.parse_args(argv)
+
+
+def build_cache(args: argparse.Namespace) -> None:
+    """Train the cross-fitted students on the LLM labels; save out-of-fold probabilities
+    and embeddings of every utterance."""
+    from learner import (
+        StudentConfig,
+        TrainingConfig,
+        fold_of,
+        predict_with_embeddings,
+        prompt_votes,
+        train,
+    )
+
+    pool = dd.read_dialogues(args.pool)
+    labels = dd.LABELS[args.task]
+    llm = dd.read_llm_labels(args.llm_labels, args.task)
+    examples = dd.examples(pool, args.task, llm=llm, context_turns=1)
+    examples = [ex for ex in examples if ex.llm]
+    n_prompts = max(len(ex.llm) for ex in examples)
+    student = np.zeros((len(examples), len(labels)))
+    embeddings: np.ndarray | None = None
+    folds = np.array([fold_of(ex.dialogue_id, args.folds) for ex in examples])
+    for k in range(args.folds):
+        started = time.perf_counter()
+        result = train(
+            [ex for ex, f in zip(examples, folds, strict=True) if f != k],
+            StudentConfig(labels=labels, backbone=args.backbone, context_turns=1),
+            TrainingConfig(epochs=args.epochs, precision=args.precision),
+        )
+        index = np.flatnonzero(folds == k)
+        probs, emb = predict_with_embeddings(
+            result.student, [examples[i] for i in index]
+        )
+        student[index] = probs.numpy()
+        if embeddings is None:
+            embeddings = np.zeros((len(examples), emb.shape[1]), dtype=np.float32)
+        embeddings[index] = emb.numpy()
+        print(f"# fold {k}: {time.perf_counter() - started:.0f} s", flush=True)
+    args.cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        args.cache,
+        soft=np.array([ex.soft for ex in examples]),
+        agreement=np.array([ex.agreement for ex in examples]),
+        votes=prompt_votes([ex.llm for ex in examples], n_prompts),
+        student=student,
+        embeddings=embeddings,
+        gold=np.array(
+            [
+                labels.index(t.gold[args.task])
+                for d in pool
+                for t in d
+                if (t.dialogue_id, t.position) in llm
+            ]
+        ),
+        dialogue=np.array(
+            [
+                int(hashlib.sha256(ex.dialogue_id.encode()).hexdigest()[:8], 16)
+                for ex in examples
+            ]
+        ),
+    )
+
+
+def load(path: Path) -> Pool:
+    data = np.load(path)
+    return Pool(**{k: data[k] for k in Pool.__dataclass_fields__ if k != "labels"})
+
+
+def replay(
+    pool: Pool, variant: str, seed: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    from learner import (
+        TrustModel,
+        Verifier,
+        audit_estimate,
+        clusters,
+        diversify,
+        heuristic_trust,
+        knn_agreement,
+        signals,
+        student_margin,
+        weighted_ece,
+    )
+
+    options = {"audit": args.audit_fraction, "diversity": True, **VARIANTS[variant]}
+    rng = np.random.default_rng(seed)
+    n, c = pool.soft.shape
+    features = signals(pool.soft, pool.agreement, pool.student)
+    wrong = pool.labels != pool.gold
+    per_round = max(1, round(args.budget * n / args.rounds))
+    answered: list[int] = []
+    audit: list[bool] = []
+    probability: list[float] = []
+    trust_at: list[float] = []
+    open_ = np.ones(n, dtype=bool)
+    rows = []
+
+    def extra_columns(truth_known: np.ndarray) -> np.ndarray:
+        columns = []
+        if options.get("knn"):
+            reference = pool.soft.copy()
+            reference[truth_known] = np.eye(c)[pool.gold[truth_known]]
+            columns.append(
+                knn_agreement(
+                    pool.embeddings,
+                    pool.labels,
+                    pool.dialogue,
+                    pool.embeddings,
+                    reference,
+                    pool.dialogue,
+                )
+            )
+        if options.get("margin"):
+            columns.append(student_margin(pool.student, pool.labels))
+        return np.stack(columns, axis=1) if columns else np.zeros((n, 0))
+
+    for number in range(1, args.rounds + 1):
+        index = np.array(answered, dtype=np.int64)
+        truth_known = np.zeros(n, dtype=bool)
+        truth_known[index] = True
+        trust = _priority(
+            variant,
+            pool,
+            features,
+            index,
+            audit,
+            probability,
+            options,
+            extra_columns(truth_known),
+            args.min_human,
+            TrustModel,
+            Verifier,
+            heuristic_trust,
+        )
+        open_index = np.flatnonzero(open_)
+        pool_ece = weighted_ece(trust[open_index], ~wrong[open_index])
+        pool_brier = float(((trust[open_index] - ~wrong[open_index]) ** 2).mean())
+        estimate = None
+        audited = [i for i, a in zip(answered, audit, strict=True) if a]
+        if len(audited) >= 10:
+            at = np.array([t for t, a in zip(trust_at, audit, strict=True) if a])
+            pr = np.array([p for p, a in zip(probability, audit, strict=True) if a])
+            estimate = audit_estimate(
+                at, ~wrong[np.array(audited)], pr, trust[open_index], seed=seed
+            ).as_dict()
+        priority = trust.copy()
+        if options["diversity"]:
+            order = open_index[np.argsort(trust[open_index], kind="stable")]
+            front = order[: 20 * per_round]
+            cluster = np.full(n, -1)
+            cluster[front] = clusters(pool.embeddings[front])
+            priority = diversify(trust, [pool.dialogue % 2**31, cluster])
+        ranked = [
+            int(i) for i in open_index[np.argsort(priority[open_index], kind="stable")]
+        ]
+        served = 0
+        cursor = 0
+        found = 0
+        while served < per_round and open_.any():
+            if rng.random() < options["audit"]:
+                choice = int(rng.choice(np.flatnonzero(open_)))
+                audit.append(True)
+                probability.append(1.0 / open_.sum())
+            else:
+                while not open_[ranked[cursor]]:
+                    cursor += 1
+                choice = ranked[cursor]
+                audit.append(False)
+                probability.append(1.0)
+            open_[choice] = False
+            answered.append(choice)
+            trust_at.append(float(trust[choice]))
+            found += int(wrong[choice])
+            served += 1
+        rows.append(
+            {
+                "round": number,
+                "wrong_found": found,
+                "answered": served,
+                "pool_ece": pool_ece,
+                "pool_brier": pool_brier,
+                "pool_mean_trust": float(trust[open_index].mean()),
+                "pool_right": float((~wrong[open_index]).mean()),
+                "true_wrong_left": int(wrong[open_index].sum()),
+                "audit": estimate,
+            }
+        )
+    total = sum(r["wrong_found"] for r in rows)
+    answers = sum(r["answered"] for r in rows)
+    return {
+        "variant": variant,
+        "seed": seed,
+        "wrong_found": total,
+        "answered": answers,
+        "precision": total / answers,
+        "lift": total / answers / wrong.mean() if wrong.any() else float("nan"),
+        "rounds": rows,
+    }
+
+
+def _priority(
+    variant,
+    pool,
+    features,
+    index,
+    audit,
+    probability,
+    options,
+    extra,
+    min_human,
+    TrustModel,
+    Verifier,
+    heuristic_trust,
+):  # type: ignore[no-untyped-def]
+    if variant.startswith("llm_confidence"):
+        return pool.soft.max(axis=1)
+    heuristic = heuristic_trust(features)
+    right = pool.labels[index] == pool.gold[index] if len(index) else np.zeros(0, bool)
+    if (
+        variant == "heuristic"
+        or len(index) < min_human
+        or right.all()
+        or not right.any()
+    ):
+        return heuristic
+    if variant == "trust_v1":
+        return TrustModel().fit(features[index], right.astype(float)).predict(features)
+    verifier = Verifier(
+        pool.soft.shape[1],
+        base=options.get("base", "heuristic"),
+        min_audit=options.get("min_audit", 10),
+        calibration_prior=options.get("prior", 20.0),
+    ).fit(
+        features[index],
+        pool.votes[index],
+        pool.labels[index],
+        pool.gold[index],
+        extra=extra[index],
+        audit=np.array(audit) if options["audit"] else None,
+        weights=1.0 / np.array(probability),
+    )
+    return verifier.predict(features, pool.votes, pool.labels, extra=extra)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if not args.cache.exists():
+        build_cache(args)
+    pool = load(args.cache)
+    error = float((pool.labels != pool.gold).mean())
+    print(
+        f"# {args.task}: {len(pool.gold)} utterances, LLM error {error:.4f}", flush=True
+    )
+    results = []
+    for variant in args.variants:
+        runs = [replay(pool, variant, seed, args) for seed in args.seeds]
+        results += runs
+        found = [r["wrong_found"] for r in runs]
+        late = [r2["pool_ece"] for r in runs for r2 in r["rounds"][1:]]
+        print(
+            f"{variant:28s} found {np.mean(found):6.1f} ({', '.join(map(str, found))}) "
+            f"lift {np.mean([r['lift'] for r in runs]):.2f}x  pool ECE r2+ "
+            f"{np.mean(late):.3f} (max {np.max(late):.3f})",
+            flush=True,
+        )
+    report = {
+        "command": " ".join(["python -m bench.trust_replay", *sys.argv[1:]]),
+        "task": args.task,
+        "llm_error_rate": error,
+        "results": results,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+    }
+    write_report(args.out, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

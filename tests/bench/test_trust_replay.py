@@ -1,0 +1,85 @@
+"""The trust replay: the queue's ranking replayed over cached student signals."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bench import trust_replay
+
+
+def systematic_pool(n=1500, seed=0):
+    """An LLM confident everywhere and wrong on 60 % of its "2" labels; its third prompt is not
+    fooled. The LLM's confidence cannot tell; the answers can."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 3, n)
+    fooled = (gold == 1) & (rng.uniform(size=n) < 0.6)
+    labels = np.where(fooled, 2, gold)
+    soft = np.full((n, 3), 0.05)
+    soft[np.arange(n), labels] = 0.9
+    votes = np.stack([labels, labels, np.where(fooled, 1, labels)], axis=1)
+    student = soft.copy()
+    embeddings = rng.normal(size=(n, 8))
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return trust_replay.Pool(
+        soft=soft,
+        agreement=np.where(fooled, 0.6, 0.9),
+        votes=votes,
+        student=student,
+        embeddings=embeddings.astype(np.float32),
+        gold=gold,
+        dialogue=np.arange(n) // 8,
+    )
+
+
+def args(**overrides):
+    base = {"budget": 0.1, "rounds": 5, "audit_fraction": 0.1, "min_human": 50}
+    return argparse.Namespace(**{**base, **overrides})
+
+
+def test_the_verifier_learns_the_llms_systematic_errors_round_by_round():
+    pool = systematic_pool()
+    llm = trust_replay.replay(pool, "llm_confidence-noaudit", 0, args())
+    trust = trust_replay.replay(pool, "trust-noaudit", 0, args())
+    assert llm["answered"] == trust["answered"] == 150
+    # round 1 has no answers: both rank by the LLM's view; then the verifier finds the class
+    assert trust["rounds"][0]["wrong_found"] <= 30
+    assert sum(r["wrong_found"] for r in trust["rounds"][1:]) >= 100
+    assert trust["wrong_found"] > 2 * llm["wrong_found"]
+
+
+def test_the_audit_share_is_drawn_and_estimated():
+    pool = systematic_pool()
+    run = trust_replay.replay(pool, "trust", 0, args(audit_fraction=0.3))
+    assert run["answered"] == 150
+    estimates = [r["audit"] for r in run["rounds"] if r["audit"]]
+    assert estimates, "30 % of 150 answers reach the 10 the estimate needs"
+    last = estimates[-1]
+    assert last["answers"] >= 10
+    assert last["wrong_left"]["low"] <= last["wrong_left"]["value"]
+    assert last["wrong_left"]["value"] <= last["wrong_left"]["high"]
+
+
+def test_the_cli_trains_the_students_once_and_replays_from_the_cache(
+    files, tiny_backbone, tmp_path, monkeypatch, capsys
+):
+    pool, labels = files
+    cache = tmp_path / "cache.npz"
+    argv = [
+        "--pool", str(pool), "--llm-labels", str(labels), "--task", "act",
+        "--cache", str(cache), "--seeds", "0", "--precision", "fp32",
+        "--backbone", tiny_backbone,
+        "--variants", "llm_confidence", "trust", "--min-human", "4",
+        "--budget", "0.5", "--rounds", "2", "--out", str(tmp_path / "out.json"),
+    ]  # fmt: skip
+    report = trust_replay.main(argv)
+    assert cache.exists()
+    assert [r["variant"] for r in report["results"]] == ["llm_confidence", "trust"]
+    assert all(r["answered"] == 16 for r in report["results"])
+    assert "trust" in capsys.readouterr().out
+    cached = trust_replay.load(cache)
+    assert cached.student.shape == (32, 4) and cached.embeddings.shape[0] == 32
+    # a second run reads the cache: no training
+    monkeypatch.setattr(trust_replay, "build_cache", lambda _: 1 / 0)
+    trust_replay.main(argv)

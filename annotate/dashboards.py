@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
@@ -289,16 +290,13 @@ def remaining_errors(*, task: LabelTask) -> dict[str, Any]:
     }
 
 
-AUDIT_MIN_ANSWERS = 10
-"""Audit answers before the dashboard shows the audit's estimates."""
-
-
 def audit_figures(*, task: LabelTask) -> dict[str, Any]:
     """What the audit says about the unanswered pool (learner/audit.py): the trust ECE, the
     LLM's error rate and the wrong LLM labels left, each with a bootstrap 95 % interval, from
     the answers to items drawn uniformly from the pool (PARLEY_AUDIT_FRACTION), each weighted
     by one over its selection probability. Each audit item counts once: its first answer,
-    against the LLM label and the trust it had when it was served."""
+    against the LLM label, the trust it had when it was served (the ECE) and its current
+    trust (the wrong labels left, beside the open items' current trust)."""
     first = (
         HumanLabel.objects.filter(
             task=task,
@@ -317,17 +315,19 @@ def audit_figures(*, task: LabelTask) -> dict[str, Any]:
             "label_id",
             "llm_label_id",
             "utterance__queue_items__selection_probability",
+            "utterance__queue_items__trust",
         )
     )
-    answers: dict[int, tuple[float, bool, float]] = {}
-    for utterance_id, served_trust, label, llm_label, probability in first:
-        # both are non-null by the filter above
+    answers: dict[int, tuple[float, bool, float, float]] = {}
+    for utterance_id, served_trust, label, llm_label, probability, now in first:
+        # served_trust and probability are non-null by the filter above
         answers.setdefault(
             utterance_id,
-            (float(served_trust or 0), label == llm_label, probability or 1),
+            (float(served_trust or 0), label == llm_label, probability or 1, now),
         )
-    out: dict[str, Any] = {"answers": len(answers), "needed": AUDIT_MIN_ANSWERS}
-    if len(answers) < AUDIT_MIN_ANSWERS:
+    needed = settings.PARLEY_AUDIT_MIN_ANSWERS
+    out: dict[str, Any] = {"answers": len(answers), "needed": needed}
+    if len(answers) < needed:
         return out
     has_llm = Exists(
         SoftLabel.objects.filter(task=task, utterance_id=OuterRef("utterance_id"))
@@ -338,7 +338,9 @@ def audit_figures(*, task: LabelTask) -> dict[str, Any]:
         .values_list("trust", flat=True)
     )
     columns = list(zip(*answers.values(), strict=True))
-    estimate = audit_estimate(columns[0], columns[1], columns[2], open_trust)
+    estimate = audit_estimate(
+        columns[0], columns[1], columns[2], open_trust, columns[3]
+    )
     return {**out, **estimate.as_dict(), "items": len(open_trust)}
 
 

@@ -335,6 +335,9 @@ if PARLEY_AUDIT_FRACTION > 1:
     raise ImproperlyConfigured(
         f"PARLEY_AUDIT_FRACTION={PARLEY_AUDIT_FRACTION}: a share between 0 and 1"
     )
+# Audit answers before the dashboard shows the audit's estimates (fewer: the bootstrap
+# intervals cover the truth too rarely; docs/active-loop.md).
+PARLEY_AUDIT_MIN_ANSWERS = envint("PARLEY_AUDIT_MIN_ANSWERS", 30, minimum=2)
 # The diversity rule: after this many items of one dialogue (or tight embedding cluster among
 # the first PARLEY_DIVERSITY_WINDOW items of the queue), each further one goes back by
 # PARLEY_DIVERSITY_MARGIN of trust. 0 turns the rule off.

@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--audit-fraction", type=float, default=0.1)
     p.add_argument("--min-human", type=int, default=50)
+    p.add_argument(
+        "--audit-min-answers",
+        type=int,
+        default=30,
+        help="audit answers before an estimate (PARLEY_AUDIT_MIN_ANSWERS)",
+    )
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--backbone", default="minilm-l6")
@@ -187,6 +193,7 @@ def replay(
     trust_at: list[float] = []
     open_ = np.ones(n, dtype=bool)
     rows = []
+    history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def extra_columns(truth_known: np.ndarray) -> np.ndarray:
         columns = []
@@ -229,12 +236,26 @@ def replay(
         pool_ece = weighted_ece(trust[open_index], ~wrong[open_index])
         pool_brier = float(((trust[open_index] - ~wrong[open_index]) ** 2).mean())
         estimate = None
+        served_ece = (
+            weighted_ece(
+                np.concatenate([t for t, _, _ in history]),
+                np.concatenate([r for _, r, _ in history]),
+                np.concatenate([w for _, _, w in history]),
+            )
+            if history
+            else float("nan")
+        )
         audited = [i for i, a in zip(answered, audit, strict=True) if a]
-        if len(audited) >= 10:
+        if len(audited) >= args.audit_min_answers:
             at = np.array([t for t, a in zip(trust_at, audit, strict=True) if a])
             pr = np.array([p for p, a in zip(probability, audit, strict=True) if a])
             estimate = audit_estimate(
-                at, ~wrong[np.array(audited)], pr, trust[open_index], seed=seed
+                at,
+                ~wrong[np.array(audited)],
+                pr,
+                trust[open_index],
+                trust[np.array(audited)],
+                seed=seed,
             ).as_dict()
         priority = trust.copy()
         if options["diversity"]:
@@ -265,12 +286,24 @@ def replay(
             trust_at.append(float(trust[choice]))
             found += int(wrong[choice])
             served += 1
+        # What the audits of this round sampled: the pool as it was, with the trust it had
+        # (weights: audits drawn / pool size), for the truth the audit's ECE estimates.
+        drawn = sum(audit[-served:])
+        if drawn:
+            history.append(
+                (
+                    trust[open_index],
+                    ~wrong[open_index],
+                    np.full(len(open_index), drawn / len(open_index)),
+                )
+            )
         rows.append(
             {
                 "round": number,
                 "wrong_found": found,
                 "answered": served,
                 "pool_ece": pool_ece,
+                "served_trust_ece": served_ece,
                 "pool_brier": pool_brier,
                 "pool_mean_trust": float(trust[open_index].mean()),
                 "pool_right": float((~wrong[open_index]).mean()),

@@ -85,40 +85,53 @@ def audit_estimate(
     right: npt.ArrayLike,
     selection_probability: npt.ArrayLike,
     open_trust: npt.ArrayLike,
+    current_trust: npt.ArrayLike | None = None,
     *,
     resamples: int = 1000,
     seed: int = 0,
 ) -> AuditEstimate:
     """Estimates from audit answers: their trust when served, whether the LLM label was right,
-    their selection probability; and the current trust of every open item.
+    their selection probability; the current trust of every open item, and of the audit items
+    (`current_trust`, default: as served). The ECE is that of the trust the queue served with;
+    "wrong left" corrects the current trust's Σ (1 − trust) by the audit's mean of (current
+    trust − right), so both terms measure the same trust.
 
     Intervals: percentile bootstrap over the audit answers (`resamples` draws with
-    replacement; the open items' trust is fixed)."""
+    replacement; the open items' trust is fixed); the ECE's bias-corrected."""
     t = np.asarray(trust, dtype=np.float64)
     r = np.asarray(right, dtype=np.float64)
     w = 1.0 / np.asarray(selection_probability, dtype=np.float64)
     pool = np.asarray(open_trust, dtype=np.float64)
+    now = t if current_trust is None else np.asarray(current_trust, dtype=np.float64)
     if not len(t):
         raise ValueError("audit_estimate needs at least one audit answer")
     expected_wrong = float((1.0 - pool).sum())
 
     def figures(index: npt.NDArray[np.int64]) -> tuple[float, float, float]:
         ww = w[index]
-        bias = float((ww * (t[index] - r[index])).sum() / ww.sum())
+        bias = float((ww * (now[index] - r[index])).sum() / ww.sum())
         return (
             weighted_ece(t[index], r[index], ww),
             float((ww * (1.0 - r[index])).sum() / ww.sum()),
             min(max(expected_wrong + len(pool) * bias, 0.0), float(len(pool))),
         )
 
-    point = figures(np.arange(len(t)))
+    point = np.array(figures(np.arange(len(t))))
     rng = np.random.default_rng(seed)
     draws = np.array(
         [figures(rng.integers(0, len(t), len(t))) for _ in range(resamples)]
     )
-    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+    # The ECE of a few answers is biased upwards (each bin's noise adds to its gap): correct
+    # it, and shift its interval, by the bias the bootstrap shows (Efron & Tibshirani 1993,
+    # §10.6). The other two estimates are unbiased as they are.
+    bias = np.array([draws[:, 0].mean() - point[0], 0.0, 0.0])
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0) - bias
+    value = point - bias
     ece, error, left = (
-        Interval(point[k], float(low[k]), float(high[k])) for k in range(3)
+        Interval(
+            float(max(value[k], 0.0)), float(max(low[k], 0.0)), float(max(high[k], 0.0))
+        )
+        for k in range(3)
     )
     return AuditEstimate(len(t), ece, error, left)
 

@@ -150,8 +150,9 @@ def models_trust():
 
 def test_the_dashboard_estimates_from_audit_answers_only(pool, annotator_ann, settings):
     settings.PARLEY_AUDIT_FRACTION = 1.0
+    settings.PARLEY_AUDIT_MIN_ANSWERS = 10
     figures = dashboards.audit_figures(task=pool)
-    assert figures == {"answers": 0, "needed": dashboards.AUDIT_MIN_ANSWERS}
+    assert figures == {"answers": 0, "needed": 10}
     # 12 audit answers: 3 of them say the LLM was wrong
     for n in range(12):
         item = services.queue_claim(task=pool, annotator=annotator_ann)

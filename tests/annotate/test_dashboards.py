@@ -296,7 +296,7 @@ def test_the_dashboard_page_renders_every_panel(
         "Confusion matrix",
         "Reliability of trust scores",
         "wrong LLM labels left in the unreviewed pool",
-        "The audit has 0 of the 10 answers",
+        "The audit has 0 of the 30 answers",
         "Burn-down",
         "Annotators",
         "Cohen's κ",

@@ -34,7 +34,13 @@ def systematic_pool(n=1500, seed=0):
 
 
 def args(**overrides):
-    base = {"budget": 0.1, "rounds": 5, "audit_fraction": 0.1, "min_human": 50}
+    base = {
+        "budget": 0.1,
+        "rounds": 5,
+        "audit_fraction": 0.1,
+        "min_human": 50,
+        "audit_min_answers": 10,
+    }
     return argparse.Namespace(**{**base, **overrides})
 
 

@@ -85,6 +85,7 @@ def test_the_dashboard_shows_the_audit_based_estimates(
     signed_in, live_server, project, settings, annotator_ann, lead_lena
 ):
     settings.PARLEY_OVERLAP_FRACTION = 0.0
+    settings.PARLEY_AUDIT_MIN_ANSWERS = 10
     task = make_dialogues(project)
     page = signed_in(lead_lena)
     url = f"{live_server.url}/projects/support/tasks/act/dashboard/"

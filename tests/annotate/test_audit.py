@@ -178,3 +178,38 @@ def test_the_dashboard_estimates_from_audit_answers_only(pool, annotator_ann, se
     assert 0.0 <= low < wrong < high <= 1.0
     assert 0 <= figures["wrong_left"]["low"] <= figures["wrong_left"]["value"]
     assert figures["wrong_left"]["value"] <= figures["wrong_left"]["high"] <= 7
+
+
+def test_the_diversity_rule_also_holds_back_near_duplicates_of_other_dialogues(
+    pool, settings
+):
+    import numpy as np
+
+    settings.PARLEY_DIVERSITY_CAP = 3
+    settings.PARLEY_DIVERSITY_MARGIN = 0.15
+    items = list(
+        QueueItem.objects.filter(task=pool).select_related("utterance").order_by("pk")
+    )
+    # one item per dialogue in trust order, all near-duplicates of each other: d0..d3's first
+    # turns (0.10–0.13), then the rest (0.5+)
+    firsts = [i for i in items if i.utterance.position == 0]
+    for n, item in enumerate(items):
+        item.trust = item.priority = (
+            0.10 + 0.01 * firsts.index(item) if item in firsts else 0.5 + 0.001 * n
+        )
+        item.save()
+    same = np.array([1.0, 0.0])
+    embeddings = {
+        i.utterance_id: same if i in firsts else np.array([0.0, 1.0]) for i in items
+    }
+    embeddings = {
+        k: v + 0.001 * np.random.default_rng(k).normal(size=2) for k, v in embeddings.items()
+    }
+    embeddings = {k: v / np.linalg.norm(v) for k, v in embeddings.items()}
+    services.queue_diversify(task=pool, embeddings=embeddings)
+    fourth = QueueItem.objects.get(pk=firsts[3].pk)
+    assert fourth.priority == pytest.approx(fourth.trust + 0.15)
+    # without embeddings only the dialogues count: the four are of four dialogues
+    services.queue_diversify(task=pool)
+    fourth.refresh_from_db()
+    assert fourth.priority == pytest.approx(fourth.trust)

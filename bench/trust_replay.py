@@ -44,6 +44,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "trust+knn": {"knn": True},
     "trust+margin": {"margin": True},
     "trust+knn+margin": {"knn": True, "margin": True},
+    "trust+logits": {"logits": True},
+    "trust+logits+knn": {"logits": True, "knn": True},
     "trust-llmbase": {"base": "llm"},
     "trust-noaudit": {"audit": 0.0},
     "trust-nodiversity": {"diversity": False},
@@ -212,6 +214,11 @@ def replay(
             )
         if options.get("margin"):
             columns.append(student_margin(pool.student, pool.labels))
+        if options.get("logits"):
+            rows_ = np.arange(n)
+            for p in (pool.soft[rows_, pool.labels], pool.student[rows_, pool.labels]):
+                p = np.clip(p, 1e-4, 1 - 1e-4)
+                columns.append(np.log(p / (1 - p)) / 4)
         return np.stack(columns, axis=1) if columns else np.zeros((n, 0))
 
     for number in range(1, args.rounds + 1):

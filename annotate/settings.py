@@ -373,6 +373,15 @@ LEARNER_BATCH_SIZE = envint("LEARNER_BATCH_SIZE", 32, minimum=1)
 LEARNER_MAX_LENGTH = envint("LEARNER_MAX_LENGTH", 64, minimum=8)
 LEARNER_CONTEXT_TURNS = envint("LEARNER_CONTEXT_TURNS", 1)
 LEARNER_DEVICE = envstr("LEARNER_DEVICE", "auto")
+# How scoring runs the student on the CPU: "torch", "onnx" (ONNX Runtime, fp32) or
+# "onnx-int8" (int8 weights). The ONNX files are exported once per model version beside its
+# checkpoint; a failed export falls back to torch with the reason logged. torch stays the
+# default until bench/inference.py has measured the int8 path's accuracy on dev (issue 15).
+LEARNER_INFERENCE = envstr("LEARNER_INFERENCE", "torch")
+if LEARNER_INFERENCE not in ("onnx-int8", "onnx", "torch"):
+    raise ImproperlyConfigured(
+        f"LEARNER_INFERENCE={LEARNER_INFERENCE!r}: onnx-int8, onnx or torch"
+    )
 LEARNER_PRECISION = envstr("LEARNER_PRECISION", "fp32")
 if LEARNER_PRECISION not in ("fp32", "bf16"):
     raise ImproperlyConfigured(f"LEARNER_PRECISION={LEARNER_PRECISION!r}: fp32 or bf16")

@@ -57,20 +57,32 @@ class CrossFitted:
 
     @classmethod
     def load(
-        cls, directory: str | os.PathLike[str], folds: int, *, device: str = "auto"
+        cls,
+        directory: str | os.PathLike[str],
+        folds: int,
+        *,
+        device: str = "auto",
+        backend: str = "torch",
     ) -> CrossFitted:
-        """The students `training_sets` trained, as saved under `directory/<name>`."""
-        from .checkpoint import load
+        """The students `training_sets` trained, as saved under `directory/<name>`.
 
+        `backend`: "torch", or "onnx" / "onnx-int8" (ONNX Runtime, fp32 or int8 weights;
+        exported on first use, `fast.ensure_onnx`; a student whose export fails is loaded
+        with torch, the reason logged)."""
         path = Path(directory)
-        full, _ = load(path / "full", device=device)
+        full = _load_student(path / "full", device, backend)
         students = [
-            load(path / f"fold-{k}", device=device)[0]
+            _load_student(path / f"fold-{k}", device, backend)
             if (path / f"fold-{k}").exists()
             else full
             for k in range(folds)
         ]
         return cls(full, students)
+
+    @property
+    def context_turns(self) -> int:
+        """Previous turns each student reads with an utterance."""
+        return context_turns_of(self.full)
 
     def proba(self, examples: Sequence[Example]) -> np.ndarray:
         """(N, C) probabilities, each from the student that did not see its dialogue."""
@@ -81,8 +93,6 @@ class CrossFitted:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, C) probabilities and (N, H) unit-length sentence embeddings, each from the
         student that did not see its dialogue."""
-        from .training import predict_with_embeddings
-
         out: np.ndarray | None = None
         embeddings: np.ndarray | None = None
         for k, student in enumerate(self.fold_students):
@@ -93,19 +103,48 @@ class CrossFitted:
             ]
             if not index:
                 continue
-            probabilities, vectors = predict_with_embeddings(
-                student, [examples[i] for i in index]
-            )
+            probabilities, vectors = predict(student, [examples[i] for i in index])
             if out is None or embeddings is None:
                 out = np.zeros((len(examples), probabilities.shape[1]))
                 embeddings = np.zeros(
                     (len(examples), vectors.shape[1]), dtype=np.float32
                 )
-            out[index] = probabilities.numpy()
-            embeddings[index] = vectors.numpy()
+            out[index] = probabilities
+            embeddings[index] = vectors
         if out is None or embeddings is None:
             return np.zeros((len(examples), 0)), np.zeros((len(examples), 0))
         return out, embeddings
+
+
+def _load_student(path: Path, device: str, backend: str) -> Any:
+    from . import fast
+
+    if backend in ("onnx", "onnx-int8") and fast.ensure_onnx(path) is not None:
+        return fast.OnnxStudent(path, quantized=backend == "onnx-int8")
+    from .checkpoint import load
+
+    return load(path, device=device)[0]
+
+
+def predict(student: Any, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) probabilities and (N, H) embeddings from a torch `Student` or an
+    `fast.OnnxStudent`."""
+    from . import fast
+
+    if isinstance(student, fast.OnnxStudent):
+        return student.predict(examples)
+    from .training import predict_with_embeddings
+
+    probabilities, embeddings = predict_with_embeddings(student, examples)
+    return probabilities.numpy(), embeddings.numpy()
+
+
+def context_turns_of(student: Any) -> int:
+    from . import fast
+
+    if isinstance(student, fast.OnnxStudent):
+        return student.context_turns
+    return int(student.config.context_turns)
 
 
 def trust_features(

@@ -60,6 +60,21 @@ class Example:
         return bool(self.llm) or self.human is not None
 
 
+def input_texts(
+    ex: Example, *, context_turns: int, mark_speakers: bool, sep: str
+) -> tuple[str, str]:
+    """(utterance, context): the two segments of the student's input. The context is the
+    `context_turns` previous turns, the most recent first, joined by `sep`; each turn is
+    "speaker: text" when `mark_speakers`."""
+
+    def turn(speaker: str, text: str) -> str:
+        return f"{speaker}: {text}" if mark_speakers and speaker else text
+
+    previous = ex.context[-context_turns:] if context_turns > 0 else ()
+    context = sep.join(turn(s, t) for s, t in reversed(previous))
+    return turn(ex.speaker, ex.text), context
+
+
 def with_context(examples: Sequence[Example], turns: int) -> list[Example]:
     """Fill each example's `context` with up to `turns` previous turns of its dialogue.
 

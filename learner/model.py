@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import Example
+from .data import Example, input_texts
 
 MINILM = "minilm-l6"
 """The bundled backbone's name in `StudentConfig.backbone`."""
@@ -110,18 +110,14 @@ class Student(nn.Module):
         return next(self.parameters()).device
 
     def input_texts(self, ex: Example) -> tuple[str, str]:
-        """(utterance, context) as the two segments of the model input."""
-
-        def turn(speaker: str, text: str) -> str:
-            return (
-                f"{speaker}: {text}" if self.config.mark_speakers and speaker else text
-            )
-
-        n = self.config.context_turns
-        previous = ex.context[-n:] if n > 0 else ()
+        """(utterance, context) as the two segments of the model input (`data.input_texts`)."""
         sep = f" {self.tokenizer.sep_token} " if self.tokenizer.sep_token else " | "
-        context = sep.join(turn(s, t) for s, t in reversed(previous))
-        return turn(ex.speaker, ex.text), context
+        return input_texts(
+            ex,
+            context_turns=self.config.context_turns,
+            mark_speakers=self.config.mark_speakers,
+            sep=sep,
+        )
 
     def encode(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         """Tokenise a batch, padded to its longest input, on the model's device."""

@@ -50,9 +50,12 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
     # The folds it was trained with (settings added since take today's default).
     config = {**learner_config(), **(version.run.config if version.run else {})}
     students = CrossFitted.load(
-        version.artifact_path, int(config["folds"]), device=settings.LEARNER_DEVICE
+        version.artifact_path,
+        int(config["folds"]),
+        device=settings.LEARNER_DEVICE,
+        backend=settings.LEARNER_INFERENCE,
     )
-    context_turns = students.full.config.context_turns
+    context_turns = students.context_turns
     label_ids = list(task.ordered_labels().values_list("pk", flat=True))
     scorer = TrustScorer.fit(task, students, context_turns)
     done = set(
@@ -70,7 +73,7 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
         examples = selectors.training_examples(
             task=task, utterance_ids=chunk, context_turns=context_turns
         )
-        probabilities = learner.predict_proba(students.full, examples).numpy()
+        probabilities, _ = learner.predict(students.full, examples)
         student, embeddings = students.proba_and_embeddings(examples)
         values = scorer.trust(examples, student)
         front.add(chunk, values, embeddings)

@@ -203,7 +203,8 @@ def test_the_diversity_rule_also_holds_back_near_duplicates_of_other_dialogues(
         i.utterance_id: same if i in firsts else np.array([0.0, 1.0]) for i in items
     }
     embeddings = {
-        k: v + 0.001 * np.random.default_rng(k).normal(size=2) for k, v in embeddings.items()
+        k: v + 0.001 * np.random.default_rng(k).normal(size=2)
+        for k, v in embeddings.items()
     }
     embeddings = {k: v / np.linalg.norm(v) for k, v in embeddings.items()}
     services.queue_diversify(task=pool, embeddings=embeddings)

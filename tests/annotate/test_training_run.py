@@ -246,3 +246,32 @@ def test_a_run_whose_worker_died_does_not_block_the_next_one(act):
     assert (
         services.training_run_request(task=act).pk == alive.pk
     )  # a live one is left alone
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_scoring_on_onnx_runtime_matches_torch(act, settings, backend):
+    from pathlib import Path
+
+    run = TrainingRun.objects.create(task=act)
+    services.training_run_execute(run_id=run.pk)
+    settings.LEARNER_INFERENCE = "torch"
+    services.predictions_store(run_id=run.pk)
+    version = ModelVersion.objects.get(task=act)
+    torch_rows = dict(
+        Prediction.objects.filter(model_version=version).values_list(
+            "utterance_id", "probabilities"
+        )
+    )
+    torch_trust = dict(QueueItem.objects.filter(task=act).values_list("pk", "trust"))
+    Prediction.objects.all().delete()
+    settings.LEARNER_INFERENCE = backend
+    services.predictions_store(run_id=run.pk)
+    # exported once, beside the checkpoint
+    assert (Path(version.artifact_path) / "full" / "onnx" / "model.int8.onnx").is_file()
+    tolerance = 1e-3 if backend == "onnx" else 0.05
+    for utterance_id, probabilities in Prediction.objects.filter(
+        model_version=version
+    ).values_list("utterance_id", "probabilities"):
+        assert probabilities == pytest.approx(torch_rows[utterance_id], abs=tolerance)
+    for pk, trust in QueueItem.objects.filter(task=act).values_list("pk", "trust"):
+        assert trust == pytest.approx(torch_trust[pk], abs=tolerance)

@@ -6,6 +6,7 @@ views.py because the authentication and the error format differ.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -19,11 +20,11 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import ratelimit, selectors, services
-from .access import ADMINS, LEADS, get_project_for_user
+from . import predictor, ratelimit, selectors, services
+from .access import ADMINS, EVERYONE, LEADS, get_project_for_user
 from .exports import export_response
 from .forms import ApiImportForm
-from .models import ImportJob
+from .models import ImportJob, LabelTask
 from .transcripts import TranscriptError
 
 View = Callable[..., HttpResponseBase]
@@ -128,6 +129,74 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponseBase:
     project, _ = get_project_for_user(request.user, slug, roles=LEADS)
     return export_response(project, fmt)
+
+
+@token_required
+@require_POST
+def predict(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    """The task's active student on one utterance or a batch (docs/api.md).
+
+    Body: {"text", "speaker"?, "context"?: [{"speaker"?, "text"}, …] oldest first}, or
+    {"utterances": [that, …]}. Answer: the model version, the label set and, per utterance,
+    the label and its probabilities. 400 for bad input, 409 before any model exists."""
+    project, _ = get_project_for_user(request.user, slug, roles=EVERYONE)
+    label_task = LabelTask.objects.filter(project=project, name=task).first()
+    if label_task is None:
+        names = ", ".join(project.tasks.order_by("name").values_list("name", flat=True))
+        return _bad(f"unknown task {task!r}; this project's tasks: {names}")
+    try:
+        body = json.loads(request.body or b"null")
+    except ValueError:
+        return _bad("the body must be JSON")
+    batch = isinstance(body, dict) and "utterances" in body
+    utterances = body.get("utterances") if batch else [body]
+    problem = _utterances_problem(utterances)
+    if problem:
+        return _bad(problem)
+    try:
+        result = predictor.predict(label_task, utterances)
+    except predictor.NoModel as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    except predictor.NotExported as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
+    if not batch:
+        only = result.pop("predictions")[0]
+        result.update(only)
+    return JsonResponse(result)
+
+
+def _bad(message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=400)
+
+
+def _utterances_problem(utterances: Any) -> str | None:
+    """What is wrong with the utterances of a predict request, or None."""
+    if not isinstance(utterances, list) or not utterances:
+        return 'give {"text": …} or {"utterances": [{"text": …}, …]}'
+    if len(utterances) > settings.PARLEY_PREDICT_MAX_BATCH:
+        return (
+            f"{len(utterances)} utterances in one request; at most "
+            f"{settings.PARLEY_PREDICT_MAX_BATCH}"
+        )
+    limit = settings.PARLEY_IMPORT_MAX_UTTERANCE_CHARS
+    for i, u in enumerate(utterances):
+        where = f"utterances[{i}]" if len(utterances) > 1 else "the utterance"
+        if not isinstance(u, dict):
+            return f"{where} must be an object with a text"
+        turns = u.get("context") or []
+        if not isinstance(turns, list):
+            return f"{where}: context must be a list of turns"
+        for j, turn in enumerate([u, *turns]):
+            name = where if j == 0 else f"{where}.context[{j - 1}]"
+            text = turn.get("text") if isinstance(turn, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                return f"{name}: text is missing or empty"
+            if len(text) > limit:
+                return f"{name}: text is {len(text)} characters long; at most {limit}"
+            speaker = turn.get("speaker")
+            if speaker is not None and not isinstance(speaker, str):
+                return f"{name}: speaker must be a string"
+    return None
 
 
 def _job_json(job: ImportJob) -> dict[str, Any]:

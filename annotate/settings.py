@@ -291,6 +291,10 @@ PARLEY_PROXY_COUNT = envint("PARLEY_PROXY_COUNT", 0)
 # The token API: requests per minute per token's user, and failed authentications per
 # minute per address; over either, HTTP 429 with Retry-After (annotate/ratelimit.py).
 PARLEY_API_REQUESTS_PER_MIN = envint("PARLEY_API_REQUESTS_PER_MIN", 600, minimum=1)
+# The live prediction API (docs/api.md): utterances per request, and ONNX Runtime threads per
+# web process (gunicorn runs one process per core).
+PARLEY_PREDICT_MAX_BATCH = envint("PARLEY_PREDICT_MAX_BATCH", 256, minimum=1)
+PARLEY_PREDICT_THREADS = envint("PARLEY_PREDICT_THREADS", 1, minimum=0)
 PARLEY_API_AUTH_FAILURES_PER_MIN = envint(
     "PARLEY_API_AUTH_FAILURES_PER_MIN", 20, minimum=1
 )

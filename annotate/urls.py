@@ -38,6 +38,11 @@ api_routes: list[URLPattern | URLResolver] = [
     path("projects/<slug:slug>/imports/", api.import_create, name="import-create"),
     path("projects/<slug:slug>/export.<str:fmt>", api.export, name="export"),
     path("imports/<int:pk>/", api.import_detail, name="import-detail"),
+    path(
+        "projects/<slug:slug>/tasks/<str:task>/predict",
+        api.predict,
+        name="predict",
+    ),
 ]
 
 annotate_routes: list[URLPattern | URLResolver] = [

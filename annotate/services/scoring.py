@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -113,6 +114,9 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
                 batch_size=2000,
             )
     queue_diversify(task=task, embeddings=front.embeddings())
+    # The live prediction API reads the active version through ONNX Runtime (no torch in the
+    # web process): export it here, on the worker, once.
+    learner.ensure_onnx(Path(version.artifact_path) / "full")
     ModelVersion.objects.filter(pk=version.pk).update(scored_at=timezone.now())
     retention.model_files_prune(task=task)
     # The new version starts a new dashboard snapshot: compute it here, on the worker, rather

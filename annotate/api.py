@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import predictor, ratelimit, selectors, services
+from . import openapi, predictor, ratelimit, selectors, services
 from .access import ADMINS, EVERYONE, LEADS, get_project_for_user
 from .exports import export_response
 from .forms import ApiImportForm
@@ -163,6 +163,12 @@ def predict(request: HttpRequest, slug: str, task: str) -> HttpResponse:
         only = result.pop("predictions")[0]
         result.update(only)
     return JsonResponse(result)
+
+
+@require_GET
+def schema(request: HttpRequest) -> HttpResponse:
+    """The OpenAPI 3.1 description of this API (no token needed)."""
+    return JsonResponse(openapi.schema())
 
 
 def _bad(message: str) -> JsonResponse:

@@ -34,6 +34,7 @@ project_urls: list[URLPattern | URLResolver] = [
 ]
 
 api_routes: list[URLPattern | URLResolver] = [
+    path("schema/", api.schema, name="schema"),
     path("projects/", api.projects, name="projects"),
     path("projects/<slug:slug>/imports/", api.import_create, name="import-create"),
     path("projects/<slug:slug>/export.<str:fmt>", api.export, name="export"),

@@ -47,23 +47,20 @@ def schema() -> dict[str, Any]:
         "required": True,
         "schema": {"type": "string"},
     }
-    turn = {
-        "type": "object",
-        "required": ["text"],
-        "properties": {
-            "speaker": {"type": "string"},
-            "text": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": settings.PARLEY_IMPORT_MAX_UTTERANCE_CHARS,
-            },
+    turn_properties: dict[str, Any] = {
+        "speaker": {"type": "string"},
+        "text": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": settings.PARLEY_IMPORT_MAX_UTTERANCE_CHARS,
         },
     }
+    turn = {"type": "object", "required": ["text"], "properties": turn_properties}
     utterance = {
         "type": "object",
         "required": ["text"],
         "properties": {
-            **turn["properties"],
+            **turn_properties,
             "context": {
                 "type": "array",
                 "items": turn,
@@ -72,10 +69,14 @@ def schema() -> dict[str, Any]:
         },
     }
     probabilities = {"type": "object", "additionalProperties": {"type": "number"}}
+    prediction_properties: dict[str, Any] = {
+        "label": {"type": "string"},
+        "probabilities": probabilities,
+    }
     prediction = {
         "type": "object",
         "required": ["label", "probabilities"],
-        "properties": {"label": {"type": "string"}, "probabilities": probabilities},
+        "properties": prediction_properties,
     }
     common = {
         "model_version": {"type": "integer"},
@@ -281,7 +282,7 @@ def schema() -> dict[str, Any]:
                                         ],
                                         "properties": {
                                             **common,
-                                            **prediction["properties"],
+                                            **prediction_properties,
                                         },
                                     },
                                     {

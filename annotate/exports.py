@@ -42,17 +42,41 @@ def _csv_lines(project: Project) -> Iterator[str]:
             yield csv_writer_line(row)
 
 
-def student_archive(version: ModelVersion, name: str) -> IO[bytes]:
-    """The version's student as a zip of its Hugging Face model directory (under `name/`),
-    spooled to a temporary file (a FileResponse closes, and so deletes, it once sent)."""
+def student_archive(version: ModelVersion, name: str, *, kind: str = "hf") -> IO[bytes]:
+    """The version's student as a zip (under `name/`), spooled to a temporary file (a
+    FileResponse closes, and so deletes, it once sent).
+
+    `kind`: "hf", the Hugging Face model directory (loads with `from_pretrained`); "onnx" or
+    "onnx-int8", the ONNX model (`model.onnx`, fp32 or int8 weights; inputs input_ids,
+    attention_mask, token_type_ids; outputs logits and embedding) with the tokenizer and
+    parley.json (the label order, the input format)."""
     directory = Path(version.artifact_path) / "full"
     archive = tempfile.TemporaryFile()  # noqa: SIM115
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(directory.rglob("*")):
-            if path.is_file():
-                zf.write(path, f"{name}/{path.relative_to(directory)}")
+            relative = path.relative_to(directory)
+            is_onnx = relative.parts[0] in ("onnx", "onnx.failed")
+            if (
+                not path.is_file()
+                or is_onnx
+                or (kind != "hf" and path.suffix == ".safetensors")
+            ):
+                continue
+            zf.write(path, f"{name}/{relative}")
+        if kind != "hf":
+            onnx = (
+                directory
+                / "onnx"
+                / ("model.int8.onnx" if kind == "onnx-int8" else "model.onnx")
+            )
+            zf.write(onnx, f"{name}/model.onnx")
     archive.seek(0)
     return archive
+
+
+def onnx_exported(version: ModelVersion) -> bool:
+    """Whether the version's student has its ONNX files (the worker exports at scoring)."""
+    return (Path(version.artifact_path) / "full" / "onnx" / "model.int8.onnx").is_file()
 
 
 def active_student(task: LabelTask) -> ModelVersion | None:

@@ -312,6 +312,7 @@ def dashboard(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     project, _, label_task = get_task_for_user(request.user, slug, task, roles=LEADS)
     data = dashboards.dashboard_data(task=label_task)
     students, burndown = data["student"], data["burndown"]
+    active = ModelVersion.objects.filter(task=label_task, is_active=True).first()
     context = {
         "project": project,
         "task": label_task,
@@ -339,9 +340,8 @@ def dashboard(request: HttpRequest, slug: str, task: str) -> HttpResponse:
             y_max=max([r["left"] for r in burndown] + [1]),
             y_format=".0f",
         ),
-        "active_model": ModelVersion.objects.filter(
-            task=label_task, is_active=True
-        ).first(),
+        "active_model": active,
+        "active_model_onnx": active is not None and exports.onnx_exported(active),
     }
     return render(request, "annotate/dashboard.html", context)
 
@@ -371,11 +371,18 @@ def retrain(request: HttpRequest, slug: str, task: str) -> HttpResponse:
 @login_required
 @require_GET
 def student_export(request: HttpRequest, slug: str, task: str) -> HttpResponseBase:
-    """The active student as a zip of a Hugging Face model directory."""
+    """The active student as a zip: the Hugging Face model directory, or with `?format=onnx`
+    / `onnx-int8` the ONNX model with its tokenizer."""
     _, _, label_task = get_task_for_user(request.user, slug, task, roles=LEADS)
     version = exports.active_student(label_task)
     if version is None:
         raise Http404("No trained student for this task yet.")
-    name = f"{slug}-{task}-student-v{version.version}"
-    archive = exports.student_archive(version, name)
+    kind = request.GET.get("format", "hf")
+    if kind not in ("hf", "onnx", "onnx-int8"):
+        return HttpResponseBadRequest("format: hf, onnx or onnx-int8")
+    if kind != "hf" and not exports.onnx_exported(version):
+        raise Http404("This student has no ONNX export.")
+    suffix = "" if kind == "hf" else f"-{kind}"
+    name = f"{slug}-{task}-student-v{version.version}{suffix}"
+    archive = exports.student_archive(version, name, kind=kind)
     return FileResponse(archive, as_attachment=True, filename=f"{name}.zip")

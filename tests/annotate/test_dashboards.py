@@ -380,3 +380,51 @@ def test_an_old_snapshot_is_shown_while_a_worker_refreshes_it(act, monkeypatch):
 
     dashboard_refresh(act.pk)  # what the worker runs
     assert dashboards.dashboard_data(task=act)["computed_at"] > stale["computed_at"]
+
+
+def test_the_student_export_offers_onnx_with_its_tokenizer(
+    client, act, lead_lena, tmp_path
+):
+    import zipfile
+
+    full = tmp_path / "full"
+    (full / "onnx").mkdir(parents=True)
+    for name in ("config.json", "parley.json", "tokenizer.json", "model.safetensors"):
+        (full / name).write_text("{}")
+    (full / "onnx" / "model.onnx").write_bytes(b"fp32")
+    (full / "onnx" / "model.int8.onnx").write_bytes(b"int8")
+    ModelVersion.objects.create(
+        task=act, version=4, artifact_path=str(tmp_path), is_active=True
+    )
+    client.force_login(lead_lena)
+    page = client.get("/projects/support/tasks/act/dashboard/").content.decode()
+    assert "ONNX (int8, zip)" in page
+
+    def names_and_model(query):
+        response = client.get(f"/projects/support/tasks/act/student.zip{query}")
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+        return response, archive.namelist(), archive
+
+    response, names, _ = names_and_model("")
+    assert not any("onnx" in n for n in names)  # the Hugging Face zip stays as it was
+    response, names, archive = names_and_model("?format=onnx-int8")
+    assert response["Content-Disposition"].endswith(
+        'support-act-student-v4-onnx-int8.zip"'
+    )
+    prefix = "support-act-student-v4-onnx-int8/"
+    assert sorted(names) == sorted(
+        prefix + n
+        for n in ("config.json", "parley.json", "tokenizer.json", "model.onnx")
+    )
+    assert archive.read(prefix + "model.onnx") == b"int8"
+    _, _, archive = names_and_model("?format=onnx")
+    assert archive.read("support-act-student-v4-onnx/model.onnx") == b"fp32"
+    assert (
+        client.get("/projects/support/tasks/act/student.zip?format=pt").status_code
+        == 400
+    )
+    (full / "onnx" / "model.int8.onnx").unlink()
+    assert (
+        client.get("/projects/support/tasks/act/student.zip?format=onnx").status_code
+        == 404
+    )

@@ -218,17 +218,22 @@ def student_accuracy(*, task: LabelTask) -> list[dict[str, Any]]:
     return out
 
 
+def _answers_to_suggestions(task: LabelTask) -> Any:
+    """Annotators' standing labels that answered an LLM suggestion shown with its trust."""
+    return HumanLabel.objects.filter(
+        task=task,
+        source="annotation",
+        retraction__isnull=True,
+        trust__isnull=False,
+        llm_label__isnull=False,
+    )
+
+
 def trust_calibration(*, task: LabelTask, bins: int = 10) -> dict[str, Any]:
     """Reliability of past trust scores: the trust an item had when its human label arrived,
     against whether the LLM label shown then was right. Bins of equal width; ECE."""
     rows = (
-        HumanLabel.objects.filter(
-            task=task,
-            source="annotation",
-            retraction__isnull=True,
-            trust__isnull=False,
-            llm_label__isnull=False,
-        )
+        _answers_to_suggestions(task)
         .annotate(
             bin=Cast(Floor(F("trust") * bins), IntegerField()),
             right=Case(
@@ -298,12 +303,8 @@ def audit_figures(*, task: LabelTask) -> dict[str, Any]:
     against the LLM label, the trust it had when it was served (the ECE) and its current
     trust (the wrong labels left, beside the open items' current trust)."""
     first = (
-        HumanLabel.objects.filter(
-            task=task,
-            source="annotation",
-            retraction__isnull=True,
-            trust__isnull=False,
-            llm_label__isnull=False,
+        _answers_to_suggestions(task)
+        .filter(
             utterance__queue_items__task=task,
             utterance__queue_items__audit=True,
             utterance__queue_items__selection_probability__gt=0,

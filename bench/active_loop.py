@@ -116,6 +116,36 @@ def import_lines(
     return out.getvalue().encode()
 
 
+def pool_import(
+    pool: list[list[Any]], llm_labels: Path, task_name: str
+) -> tuple[Any, dict[int, str]]:
+    """A project of the pool with its LLM labels, imported as Parley imports files; returns
+    the task and each utterance's gold label by utterance id."""
+    from annotate import services
+    from annotate.models import Utterance
+    from bench import dailydialog as dd
+
+    labels = dd.LABELS[task_name]
+    llm = dd.read_llm_labels(llm_labels, task_name)
+    project = services.project_create(
+        name="Loop", slug="loop", tasks={task_name: labels}
+    )
+    services.transcripts_import(
+        project=project,
+        stream=io.BytesIO(import_lines(pool, llm, labels, task_name)),
+        name="pool.jsonl",
+    )
+    task = project.tasks.get(name=task_name)
+    services.queue_sync(task=task)
+    gold = {(t.dialogue_id, t.position): t.gold[task_name] for d in pool for t in d}
+    return task, {
+        pk: gold[(ext, pos)]
+        for pk, ext, pos in Utterance.objects.values_list(
+            "pk", "dialogue__external_id", "position"
+        )
+    }
+
+
 def setup_django(args: argparse.Namespace, data_dir: str) -> None:
     django_ready(
         {
@@ -163,7 +193,6 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         QueueItem,
         SoftLabel,
         TrainingRun,
-        Utterance,
     )
     from bench import dailydialog as dd
     from learner import checkpoint
@@ -180,24 +209,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             evaluation[: args.limit_dialogues],
         )
     labels = dd.LABELS[args.task]
-    llm = dd.read_llm_labels(args.llm_labels, args.task)
-    project = services.project_create(
-        name="Loop", slug="loop", tasks={args.task: labels}
-    )
-    services.transcripts_import(
-        project=project,
-        stream=io.BytesIO(import_lines(pool, llm, labels, args.task)),
-        name="pool.jsonl",
-    )
-    task = project.tasks.get(name=args.task)
-    services.queue_sync(task=task)
-    gold = {(t.dialogue_id, t.position): t.gold[args.task] for d in pool for t in d}
-    utterance_gold = {
-        pk: gold[(ext, pos)]
-        for pk, ext, pos in Utterance.objects.values_list(
-            "pk", "dialogue__external_id", "position"
-        )
-    }
+    task, utterance_gold = pool_import(pool, args.llm_labels, args.task)
     llm_label = dict(
         SoftLabel.objects.filter(task=task).values_list("utterance_id", "label__value")
     )

@@ -160,3 +160,43 @@ def bench_project(*, name: str, slug: str, utterances: int, data_dir: str) -> An
         f"{time.perf_counter() - started:.0f} s"
     )
     return project
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_gunicorn(env: dict[str, str], workers: int) -> tuple[Any, str]:
+    """Parley under gunicorn with these settings on a free local port, once it accepts
+    connections: (the process, its base URL)."""
+    import socket
+    import subprocess
+    import sys
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "annotate.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **env},
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return process, f"http://127.0.0.1:{port}"

@@ -21,15 +21,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from bench.common import WORDS, django_ready, percentile
-from bench.queue_http import TIMING, free_port
+from bench.common import WORDS, django_ready, percentile, start_gunicorn
+from bench.queue_http import TIMING
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -96,24 +94,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     services.membership_set(project=project, user=user, role="admin")
     _, key = services.api_token_create(user=user, name="bench")
     texts = texts_from(args)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "annotate.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, **env},
-    )
+    server, base = start_gunicorn(env, args.workers)
     try:
-        return measure(args, f"http://127.0.0.1:{port}", key, texts)
+        return measure(args, base, key, texts)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -15,13 +15,9 @@ warm-up and not counted.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,17 +28,12 @@ from bench.common import (
     django_ready,
     percentile,
     scratch_database,
+    start_gunicorn,
 )
 
 ITEM = re.compile(r'data-item="(\d+)" data-key="([^"]+)"')
 TIMING = re.compile(r"app;dur=([\d.]+)")
 PASSWORD = "bench-password-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare(args: argparse.Namespace, data_dir: str) -> None:
@@ -165,29 +156,7 @@ def run(args: argparse.Namespace, env: dict[str, str], data_dir: str) -> None:
     server_process = None
     try:
         prepare(args, data_dir)
-        port = free_port()
-        server_process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "annotate.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-            ],
-            env={**os.environ, **env},
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        server_process, base = start_gunicorn(env, args.workers)
         server: list[float] = []
         seen: list[float] = []
         errors: list[str] = []

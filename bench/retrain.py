@@ -12,7 +12,6 @@ the diversity pass, the ONNX export) separately.
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 from pathlib import Path
@@ -59,29 +58,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from django.contrib.auth import get_user_model
 
     from annotate import services
-    from annotate.models import TrainingRun, Utterance
+    from annotate.models import TrainingRun
     from bench import dailydialog as dd
-    from bench.active_loop import import_lines
+    from bench.active_loop import pool_import
 
-    pool = dd.read_dialogues(args.pool)
-    labels = dd.LABELS[args.task]
-    llm = dd.read_llm_labels(args.llm_labels, args.task)
-    project = services.project_create(
-        name="Retrain", slug="retrain", tasks={args.task: labels}
-    )
-    services.transcripts_import(
-        project=project,
-        stream=io.BytesIO(import_lines(pool, llm, labels, args.task)),
-        name="pool.jsonl",
-    )
-    task = project.tasks.get(name=args.task)
-    gold = {(t.dialogue_id, t.position): t.gold[args.task] for d in pool for t in d}
-    of = {
-        pk: gold[(ext, pos)]
-        for pk, ext, pos in Utterance.objects.values_list(
-            "pk", "dialogue__external_id", "position"
-        )
-    }
+    task, of = pool_import(dd.read_dialogues(args.pool), args.llm_labels, args.task)
     annotator = get_user_model().objects.create(username="sim")
     for n in range(args.answers):
         item = services.queue_claim(task=task, annotator=annotator)

@@ -28,6 +28,24 @@ def worker_env(**extra: str) -> dict[str, str]:
     }
 
 
+def embedded_env(data_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """The environment of a process on Parley's embedded defaults (SQLite, no Redis): this
+    one's without the Django, database, Redis and Parley settings; with `data_dir`, a Django
+    process keeping its data there."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PARLEY_"))
+    }
+    if data_dir is not None:
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "annotate.settings",
+            "DJANGO_DEBUG": "true",
+            "PARLEY_DATA_DIR": str(data_dir),
+        }
+    return env
+
+
 def start_worker(
     env: dict[str, str], log: Path, queues: str = "default,training"
 ) -> subprocess.Popen[bytes]:

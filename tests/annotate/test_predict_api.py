@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from annotate import predictor, services
 from annotate.models import ModelVersion, TrainingRun
 from tests.annotate.test_training_run import act, learner_settings  # noqa: F401
 from tests.learner.conftest import tiny_backbone  # noqa: F401
+from tests.processes import embedded_env
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "/api/projects/support/tasks/act/predict"
@@ -179,14 +179,7 @@ out = predictor.predict(task, [{{"text": "where is it?"}}])
 assert len(out["predictions"]) == 1
 print("torch" in sys.modules)
 """
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "annotate.settings",
-        "DJANGO_DEBUG": "true",
-        "PARLEY_DATA_DIR": str(tmp_path),
-        "DATABASE_URL": "",
-        "REDIS_URL": "",
-    }
+    env = embedded_env(tmp_path)
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )

@@ -3,10 +3,11 @@ Django up (the web server), not just in workers, which autodiscover them."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.processes import embedded_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,14 +22,7 @@ def test_a_plain_django_process_knows_every_task_the_services_send(tmp_path):
         "print(all(name in app.tasks for name in names))\n"
         "import sys; print('torch' in sys.modules)\n"
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "annotate.settings",
-        "DJANGO_DEBUG": "true",
-        "PARLEY_DATA_DIR": str(tmp_path),
-        "DATABASE_URL": "",
-        "REDIS_URL": "",
-    }
+    env = embedded_env(tmp_path)
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )

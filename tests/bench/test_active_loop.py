@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import active_loop
+from tests.processes import embedded_env
 
 
 @pytest.mark.parametrize("strategy", active_loop.STRATEGIES)
@@ -45,16 +46,11 @@ def test_every_strategy_runs_rounds_and_reports_them(
 
 
 def test_the_command_runs_on_its_own_embedded_database(files, tiny_backbone, tmp_path):
-    import os
     import subprocess
     import sys
 
     pool, labels = files
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PARLEY_"))
-    }
+    env = embedded_env()
     out = subprocess.run(
         [
             sys.executable,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 from learner import checkpoint
 from learner.model import Student, StudentConfig
+from tests.processes import embedded_env
 
 
 def test_the_benchmark_measures_single_and_batched_predictions(tiny_backbone, tmp_path):
@@ -17,11 +17,7 @@ def test_the_benchmark_measures_single_and_batched_predictions(tiny_backbone, tm
         )
     )
     saved = checkpoint.save(student, tmp_path / "student", version=1)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PARLEY_"))
-    }
+    env = embedded_env()
     out = subprocess.run(
         [
             sys.executable, "-m", "bench.predict_http", "--checkpoint", str(saved),

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+
+from tests.processes import embedded_env
 
 
 def test_one_retrain_and_rescoring_is_timed(files, tiny_backbone):
     pool, labels = files
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PARLEY_"))
-    }
+    env = embedded_env()
     out = subprocess.run(
         [
             sys.executable, "-m", "bench.retrain", "--pool", str(pool),

@@ -416,6 +416,14 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"refusals": {"()": "annotate.logs.ExpectedRefusals"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["refusals"]}
+    },
     "root": {"handlers": ["console"], "level": envstr("DJANGO_LOG_LEVEL", "INFO")},
+    # Django's own console handler would print each of its lines a second time: its loggers
+    # go to the root's handler only.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }
+# The worker logs through the same configuration instead of adding its own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -53,6 +53,7 @@ annotate_routes: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("", include((annotate_routes, "annotate"))),
     path("api/", include((api_routes, "api"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -18,10 +18,12 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
+    HttpResponsePermanentRedirect,
     JsonResponse,
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -49,6 +51,12 @@ def _user(request: HttpRequest) -> User:
 
 def _wants_fragment(request: HttpRequest) -> bool:
     return request.headers.get(FRAGMENT_HEADER) == "1"
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and crawlers ask for /favicon.ico whatever the page links: send them to it."""
+    return HttpResponsePermanentRedirect(static("annotate/favicon.svg"))
 
 
 @require_GET

@@ -68,6 +68,18 @@ def test_the_dashboard_shows_every_panel_and_polls_a_running_training(
     for heading in ("Student", "LLM", "Trust", "People and queue", "Exports"):
         assert page.get_by_role("heading", name=heading, exact=True).is_visible()
     assert page.locator("svg.chart").count() == 3
+    # The confusion matrix: each count sits under its own column's header (right edges).
+    gaps = page.evaluate(
+        """() => {
+        const table = document.querySelector('table.confusion');
+        const heads = [...table.querySelectorAll('thead th')].slice(1);
+        const cells = [...table.querySelector('tbody tr').querySelectorAll('td')];
+        const right = el => { const r = document.createRange(); r.selectNodeContents(el);
+                              return r.getBoundingClientRect().right; };
+        return heads.map((h, i) => Math.abs(right(h) - right(cells[i])));
+        }"""
+    )
+    assert len(gaps) == 4 and max(gaps) < 2, gaps
     TrainingRun.objects.filter(pk=running.pk).update(progress=0.8)
     page.wait_for_function(
         f"() => document.querySelector('#run-{running.pk}').textContent.includes('80 %')"

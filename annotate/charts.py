@@ -49,8 +49,16 @@ def line_chart(
     *,
     y_max: float = 1.0,
     y_format: str = ".0%",
+    empty: str = "No data yet.",
 ) -> SafeString:
-    """One polyline per series over the x labels (None values leave a gap)."""
+    """One polyline per series over the x labels (None values leave a gap); with no value at
+    all, the frame says `empty` instead of standing blank."""
+    if not any(v is not None for values in series.values() for v in values):
+        note = (
+            f'<text x="{WIDTH / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle" '
+            f'class="empty">{escape(empty)}</text>'
+        )
+        return _frame(title, note, x_labels, y_max, y_format)
     step = (WIDTH - PAD - 16) / max(len(x_labels), 1)
     body = []
     for colour, (name, values) in zip(COLOURS, series.items(), strict=False):

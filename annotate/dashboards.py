@@ -171,7 +171,8 @@ def llm_accuracy(*, task: LabelTask) -> dict[str, Any]:
     per_prompt = [
         {
             "prompt": prompt or "(answer)",
-            "model": model,
+            # an imported answer names no model: say so rather than leave a blank
+            "model": model or "imported, not named",
             "n": n,
             "accuracy": right / n if n else None,
         }

@@ -336,6 +336,9 @@ def dashboard(request: HttpRequest, slug: str, task: str) -> HttpResponse:
                 "accuracy": [row["scores"].accuracy for row in students],
                 "macro-F1": [row["scores"].macro_f1 for row in students],
             },
+            empty="No model yet: the first retrain draws this chart."
+            if active is None
+            else "No human label the models did not train on yet.",
         ),
         "reliability_chart": charts.reliability_diagram(
             "Trust reliability: share of LLM labels found right per trust bin",

@@ -134,6 +134,8 @@ def test_llm_accuracy_overall_per_class_and_per_prompt(references):
         0,
         0,
     ]  # reference inform: predicted inform once, question once
+    # imported answers name no model: the column says so instead of staying blank
+    assert {row["model"] for row in result["per_prompt"]} == {"imported, not named"}
     prompts = {row["prompt"]: row["accuracy"] for row in result["per_prompt"]}
     assert prompts == {
         "P1": pytest.approx(3 / 5),
@@ -428,3 +430,13 @@ def test_the_student_export_offers_onnx_with_its_tokenizer(
         client.get("/projects/support/tasks/act/student.zip?format=onnx").status_code
         == 404
     )
+
+
+def test_an_empty_chart_says_why_instead_of_standing_blank(client, act, lead_lena):
+    from annotate import charts
+
+    svg = charts.line_chart("Student", [], {"accuracy": []}, empty="No model yet.")
+    assert "No model yet." in svg and "<polyline" not in svg
+    client.force_login(lead_lena)
+    page = client.get("/projects/support/tasks/act/dashboard/").content.decode()
+    assert "No model yet: the first retrain draws this chart." in page

@@ -31,7 +31,7 @@ from django.db.models import (
     Sum,
     When,
 )
-from django.db.models.functions import Cast, Floor, TruncHour
+from django.db.models.functions import Cast, Floor
 from django.utils import timezone
 
 from learner import (
@@ -370,18 +370,30 @@ def burndown(*, task: LabelTask) -> list[dict[str, Any]]:
     return out
 
 
+ACTIVE_GAP_S = 300
+"""A pause between two of an annotator's labels longer than this counts as this long: time
+away from the queue is not labelling time."""
+
+
 def annotator_stats(*, task: LabelTask) -> list[dict[str, Any]]:
-    """Per annotator: labels, active hours (clock hours with at least one label), items per
-    active hour, and the share of suggestions accepted unchanged (rubber-stamping shows here)."""
+    """Per annotator: labels, active time, items per active hour, and the share of suggestions
+    accepted unchanged (rubber-stamping shows here).
+
+    Active time is the sum of the gaps between consecutive labels, each cut off at
+    ACTIVE_GAP_S (5 minutes); items per hour is the number of those gaps over it."""
     base = HumanLabel.objects.filter(
         task=task, source="annotation", retraction__isnull=True
     )
-    hours = dict(
-        base.annotate(hour=TruncHour("created_at"))
-        .values("annotator_id")
-        .annotate(h=Count("hour", distinct=True))
-        .values_list("annotator_id", "h")
-    )
+    active: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+    previous: tuple[int | None, Any] = (None, None)
+    for annotator_id, created_at in base.order_by(
+        "annotator_id", "created_at"
+    ).values_list("annotator_id", "created_at"):
+        if previous[0] == annotator_id:
+            gap = (created_at - previous[1]).total_seconds()
+            active[annotator_id][0] += min(gap, ACTIVE_GAP_S)
+            active[annotator_id][1] += 1
+        previous = (annotator_id, created_at)
     rows = (
         base.values("annotator_id", "annotator_name")
         .annotate(
@@ -392,19 +404,20 @@ def annotator_stats(*, task: LabelTask) -> list[dict[str, Any]]:
         )
         .order_by("annotator_name")
     )
-    return [
-        {
-            "annotator": r["annotator_name"],
-            "labels": r["n"],
-            "active_hours": hours.get(r["annotator_id"], 0),
-            "per_hour": r["n"] / hours[r["annotator_id"]]
-            if hours.get(r["annotator_id"])
-            else None,
-            "accepted_share": r["accepted"] / r["shown"] if r["shown"] else None,
-            "last": r["last"],
-        }
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        seconds, gaps = active.get(r["annotator_id"], (0.0, 0))
+        out.append(
+            {
+                "annotator": r["annotator_name"],
+                "labels": r["n"],
+                "active_seconds": seconds,
+                "per_hour": gaps / seconds * 3600 if seconds > 0 else None,
+                "accepted_share": r["accepted"] / r["shown"] if r["shown"] else None,
+                "last": r["last"],
+            }
+        )
+    return out
 
 
 def agreement(*, task: LabelTask) -> dict[str, Any]:

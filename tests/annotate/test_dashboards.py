@@ -228,24 +228,40 @@ def test_burndown_counts_each_utterance_once_on_its_first_label(
 def test_throughput_and_accepted_suggestions_per_annotator(
     act, annotator_ann, annotator_bob
 ):
-    for i, (value, llm) in enumerate(
-        [("inform", "inform"), ("question", "question"), ("inform", "question")]
+    # ann: 3 labels 2 and 20 minutes apart (the 20 count as 5: she was away)
+    for i, (value, llm, minute) in enumerate(
+        [
+            ("inform", "inform", 0),
+            ("question", "question", 2),
+            ("inform", "question", 22),
+        ]
     ):
         human(
-            act, i, value, who=annotator_ann, at=T0 + timedelta(minutes=10 * i), llm=llm
+            act, i, value, who=annotator_ann, at=T0 + timedelta(minutes=minute), llm=llm
         )
-    human(act, 3, "inform", who=annotator_bob, at=T0, llm="inform")
-    human(act, 4, "inform", who=annotator_bob, at=T0 + timedelta(hours=2), llm="inform")
+    # bob: 8 labels in 3 minutes and a half, one every 30 s
+    for i in range(8):
+        human(
+            act, 3 + i % 3, "inform", who=annotator_bob,
+            at=T0 + timedelta(seconds=30 * i), llm="inform",
+        )  # fmt: skip
     stats = {row["annotator"]: row for row in dashboards.annotator_stats(task=act)}
-    assert (
-        stats["ann"]["labels"] == 3
-        and stats["ann"]["active_hours"] == 1
-        and stats["ann"]["per_hour"] == 3
-    )
+    assert stats["ann"]["labels"] == 3
+    assert stats["ann"]["active_seconds"] == 7 * 60  # 2 min + 5 min (cut off)
+    assert stats["ann"]["per_hour"] == pytest.approx(2 / (7 / 60))
     assert stats["ann"]["accepted_share"] == pytest.approx(2 / 3)
-    assert (
-        stats["bob"]["per_hour"] == 1 and stats["bob"]["accepted_share"] == 1.0
-    )  # rubber-stamping shows
+    assert stats["bob"]["active_seconds"] == 210
+    assert stats["bob"]["per_hour"] == pytest.approx(7 / 210 * 3600)  # 120 an hour
+    assert stats["bob"]["accepted_share"] == 1.0  # rubber-stamping shows
+
+
+def test_durations_read_to_the_second():
+    from annotate.templatetags.parley import duration_text
+
+    assert duration_text(0.4) == "0 s"
+    assert duration_text(42) == "42 s"
+    assert duration_text(200) == "3 min 20 s"
+    assert duration_text(3900) == "1 h 05 min"
 
 
 def test_cohen_kappa_on_a_hand_computed_table():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import (
     Count,
 )
@@ -74,13 +76,31 @@ def annotator_progress(
 
 
 def _open_items(task: LabelTask) -> int:
-    """Open items of the task; cached for 5 s (every submit shows it, counting is O(queue))."""
-    key = f"queue-open:{task.pk}"
+    """Open items of the task, the same on every page: counted (O(queue)) at most once a
+    minute, and kept exact in between by `open_items_changed`, which every submit, undo and
+    adjudication calls once it commits."""
+    key = _open_items_key(task.pk)
     value = cache.get(key)
     if value is None:
         value = QueueItem.objects.filter(task=task, open=True).count()
-        cache.set(key, value, timeout=5)
+        cache.set(key, value, timeout=60)
     return int(value)
+
+
+def _open_items_key(task_id: int) -> str:
+    return f"queue-open:{task_id}"
+
+
+def open_items_changed(task_id: int, delta: int) -> None:
+    """Items of the task opened (+) or closed (−): adjust the cached count after the commit
+    (without a cached count, the next read counts)."""
+
+    def adjust() -> None:
+        # not cached (or the cache is down): the next read counts
+        with contextlib.suppress(ValueError):
+            cache.incr(_open_items_key(task_id), delta)
+
+    transaction.on_commit(adjust)
 
 
 def review_rows(*, task: LabelTask) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from ..models import (
     QueueItem,
     SoftLabel,
 )
+from ..selectors.workspace import open_items_changed
 from .queue import queue_skip
 from .training import training_run_maybe_request
 
@@ -85,6 +86,8 @@ def label_submit(
         )
         item.answers = min(item.answers + 1, item.required)
         item.open = item.answers < item.required
+        if not item.open:
+            open_items_changed(item.task_id, -1)
         if item.claimed_by_id == annotator.pk:
             item.claimed_by, item.lease_until = None, None
         item.save(
@@ -154,6 +157,8 @@ def label_undo(*, task: LabelTask, annotator: User) -> QueueItem | None:
             utterance_id=last.utterance_id, task=task
         )
         item.answers = max(item.answers - 1, 0)
+        if not item.open:
+            open_items_changed(task.pk, +1)
         item.open = True
         item.claimed_by = annotator
         item.lease_until = timezone.now() + timedelta(
@@ -198,9 +203,14 @@ def label_adjudicate(
         source=HumanLabel.Source.ADJUDICATION,
         created_at=timezone.now(),
     )
+    closed = QueueItem.objects.filter(
+        utterance_id=utterance_id, task=task, open=True
+    ).update(open=False, claimed_by=None, lease_until=None)
     QueueItem.objects.filter(utterance_id=utterance_id, task=task).update(
-        open=False, claimed_by=None, lease_until=None
+        claimed_by=None, lease_until=None
     )
+    if closed:
+        open_items_changed(task.pk, -closed)
     Flag.objects.filter(
         utterance_id=utterance_id, task=task, resolved_at__isnull=True
     ).update(resolved_at=timezone.now(), resolved_by=lead)

@@ -375,7 +375,11 @@ def run_status(request: HttpRequest, slug: str, task: str, run: int) -> HttpResp
 def retrain(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     _, _, label_task = get_task_for_user(request.user, slug, task, roles=LEADS)
     run = services.training_run_request(task=label_task, requested_by=_user(request))
-    messages.success(request, f"Training run {run.pk} is {run.status}.")
+    messages.success(
+        request,
+        f"Training run {run.pk} requested: its status and progress are live under "
+        "Training runs.",
+    )
     return redirect("annotate:dashboard", slug=slug, task=task)
 
 

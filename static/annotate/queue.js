@@ -138,15 +138,36 @@
       act("skip", {}, "Skipped.");
     } else if (form.classList.contains("flag-form")) {
       event.preventDefault();
-      act("flag", { comment: form.elements.comment.value }, "Flagged for review.");
+      const box = form.querySelector(".flag-comment");
+      if (box.hidden) {
+        openFlag(form);  // the first press asks for the comment
+      } else {
+        act("flag", { comment: form.elements.comment.value }, "Flagged for review.");
+      }
     }
   });
+
+  // The flag's comment box stays out of the way until a flag is being written.
+  function openFlag(form) {
+    const box = form.querySelector(".flag-comment");
+    box.hidden = false;
+    form.elements.comment.focus();
+  }
+
+  function closeFlag(textarea) {
+    textarea.value = "";
+    textarea.closest(".flag-comment").hidden = true;
+    textarea.blur();
+  }
 
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.metaKey) return;
     const target = event.target;
     if (target instanceof HTMLTextAreaElement) {
-      if (event.key === "Escape") target.blur();
+      if (event.key === "Escape") {
+        if (target.closest(".flag-comment")) closeFlag(target);
+        else target.blur();
+      }
       if (event.key === "Enter" && event.ctrlKey) {
         event.preventDefault();
         target.form.requestSubmit();
@@ -167,7 +188,7 @@
       return;
     }
     if (key === "s") { event.preventDefault(); act("skip", {}, "Skipped."); return; }
-    if (key === "f") { event.preventDefault(); el.querySelector(".flag-form textarea").focus(); return; }
+    if (key === "f") { event.preventDefault(); openFlag(el.querySelector(".flag-form")); return; }
     const button = el.querySelector(`.labels button[data-key="${CSS.escape(key)}"]`);
     if (button) {
       event.preventDefault();

@@ -166,6 +166,12 @@ def test_flag_then_adjudicate(
     page = signed_in(annotator_ann)
     page.goto(live_server.url + QUEUE)
     item = QueueItem.objects.select_related("utterance").get(pk=current(page))
+    comment = page.locator("#current .flag-comment textarea")
+    assert not comment.is_visible()  # out of the way until a flag is written
+    page.keyboard.press("f")
+    assert comment.is_visible()
+    page.keyboard.press("Escape")  # changed my mind
+    assert not comment.is_visible() and Flag.objects.count() == 0
     page.keyboard.press("f")
     page.keyboard.type("Is this a question or a request?")
     before = current(page)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any, cast
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -37,7 +38,15 @@ from .access import (
     item_ids_of_task,
 )
 from .forms import AdjudicateForm, ItemsForm, ShowingForm, SubmitForm
-from .models import LabelTask, ModelVersion, Project, QueueItem, TrainingRun, Utterance
+from .models import (
+    LabelRetraction,
+    LabelTask,
+    ModelVersion,
+    Project,
+    QueueItem,
+    TrainingRun,
+    Utterance,
+)
 
 FRAGMENT_HEADER = "X-Parley-Fragment"
 """The queue page's one fragment protocol: queue.js sends `X-Parley-Fragment: 1` and gets the
@@ -127,10 +136,14 @@ def queue(request: HttpRequest, slug: str, task: str) -> HttpResponse:
         annotator=_user(request),
         wanted=int(wanted) if wanted.isdigit() else None,
     )
+    entry = _item_context(current)
+    undone = request.GET.get("undone", "")
+    if entry is not None and any(label.value == undone for label in entry["labels"]):
+        entry["undone"] = undone  # the answer just taken back: shown, and highlighted
     context = {
         "project": project,
         "task": label_task,
-        "current": _item_context(current),
+        "current": entry,
         "ahead": _item_context(ahead),
         "progress": selectors.annotator_progress(task=label_task, user=_user(request)),
         "undo_grace_s": settings.PARLEY_UNDO_GRACE_S,
@@ -269,9 +282,18 @@ def queue_undo(request: HttpRequest, slug: str, task: str) -> HttpResponse:
             return HttpResponse("Nothing to undo.", status=409)
         messages.info(request, "Nothing to undo.")
         return redirect(url)
+    taken_back = (
+        LabelRetraction.objects.filter(
+            label__annotator=_user(request), label__utterance_id=item.utterance_id
+        )
+        .order_by("-pk")
+        .values_list("label__label__value", flat=True)
+        .first()
+    )
+    location = f"{url}?{urlencode({'item': item.pk, 'undone': taken_back or ''})}"
     if _wants_fragment(request):
-        return JsonResponse({"location": f"{url}?item={item.pk}"})
-    return redirect(f"{url}?item={item.pk}")
+        return JsonResponse({"location": location})
+    return redirect(location)
 
 
 @login_required

@@ -140,15 +140,19 @@ def test_undo_within_the_grace_period_takes_the_label_back_and_reopens_the_item(
         f"{QUEUE}{item.pk}/submit", {"label": "question", "submission_key": "k-3"}
     )
     response = client.post(f"{QUEUE}undo")
-    assert response.status_code == 302 and response.url == f"{QUEUE}?item={item.pk}"
+    assert response.status_code == 302
+    assert response.url == f"{QUEUE}?item={item.pk}&undone=question"
     label = HumanLabel.objects.get(utterance=item.utterance)
     assert LabelRetraction.objects.filter(label=label).exists()  # the row stays
     item.refresh_from_db()
     assert item.open and item.answers == 0 and item.claimed_by == annotator_ann
-    assert (
-        f'id="item-{item.pk}"'
-        in client.get(response.url).content.decode().split('<template id="ahead">')[0]
-    )
+    page = client.get(response.url).content.decode()
+    assert f'id="item-{item.pk}"' in page.split('<template id="ahead">')[0]
+    assert "Undone: your “question” is taken back. Choose again." in page
+    # the answer taken back is highlighted; an unknown value is ignored
+    assert 'value="question" data-key' in page and 'class="undone"' in page
+    odd = client.get(f"{QUEUE}?item={item.pk}&undone=<b>x</b>").content.decode()
+    assert "Undone" not in odd and "<b>x</b>" not in odd
     client.post(
         f"{QUEUE}{item.pk}/submit", {"label": "inform", "submission_key": "k-4"}
     )  # answered anew

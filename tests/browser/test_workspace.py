@@ -153,9 +153,17 @@ def test_undo_brings_the_item_back(signed_in, live_server, act, annotator_ann):
         "() => document.getElementById('status').textContent.startsWith('Saved')"
     )
     page.keyboard.press("u")
-    page.wait_for_url(f"**{QUEUE}?item={item}")
+    page.wait_for_url(f"**{QUEUE}?item={item}&undone=*")
     assert current(page) == item
-    assert LabelRetraction.objects.count() == 1
+    undone = (
+        LabelRetraction.objects.select_related("label__label").get().label.label.value
+    )
+    # feedback, and the answer taken back is the highlighted one (not the suggestion)
+    assert page.locator("#status").inner_text().startswith(f"Undone: your “{undone}”")
+    assert (
+        page.locator("#current .labels button.undone").get_attribute("value") == undone
+    )
+    assert page.locator("#current .labels button.suggested").count() == 0
     press_and_advance(page, "2")
     wait_saved(1, annotator=annotator_ann, retraction__isnull=True)
 

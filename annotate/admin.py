@@ -284,21 +284,15 @@ class ImportJobAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("status", "project")
-    readonly_fields = (
+    # What changes while the job runs (status, counts, error, times) is in the live box at the
+    # top of the page (_progress.html), not in fields that would go stale beside it.
+    fields = readonly_fields = (
         "project",
         "original_name",
         "format",
         "update_existing",
-        "status",
-        "created",
-        "updated",
-        "skipped",
-        "utterances",
-        "error",
         "created_by",
         "created_at",
-        "started_at",
-        "finished_at",
         "file",
     )
     change_form_template = "admin/annotate/importjob/change_form.html"
@@ -381,11 +375,13 @@ class ImportJobAdmin(admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
+        # the page's title names the file; its status is live below, not frozen in the title
+        title = {"title": f"Import {job.pk}: {job.original_name}"}
         return super().change_view(
             request,
             object_id,
             form_url,
-            {**(extra_context or {}), **_progress_context(job)},
+            {**(extra_context or {}), **_progress_context(job), **title},
         )
 
 

@@ -204,7 +204,7 @@ class ImportJob(models.Model):
         ordering: ClassVar = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"import {self.pk}: {self.original_name} ({self.status})"
+        return f"import {self.pk}: {self.original_name}"  # the status changes: not here
 
     @property
     def is_finished(self) -> bool:

@@ -143,3 +143,38 @@ def test_admin_upload_rejects_an_unknown_file_type(client, project, root):
     assert response.status_code == 200
     assert "unknown file type" in response.content.decode()
     assert not ImportJob.objects.exists()
+
+
+def test_the_admin_job_page_has_no_stale_figures_and_a_failure_looks_like_one(
+    client, project, root, django_capture_on_commit_callbacks
+):
+    client.force_login(root)
+    with (
+        mock.patch.object(tasks.import_transcripts, "delay"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        client.post(
+            "/admin/annotate/importjob/add/",
+            {
+                "project": project.pk,
+                "file": SimpleUploadedFile(
+                    "bad.jsonl", b'{"id": "x", "turns": "no"}\n'
+                ),
+                "format": "",
+            },
+        )
+    job = ImportJob.objects.get()
+    page = client.get(f"/admin/annotate/importjob/{job.pk}/change/").content.decode()
+    # the status lives in the polled box only: no title "(queued)", no frozen field rows
+    assert "(queued)" not in page
+    assert page.count("Queued") == 2  # the box's heading and its status row
+    assert "field-status" not in page and "field-error" not in page
+    tasks.import_transcripts(job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed"
+    fragment = client.get(
+        f"/admin/annotate/importjob/{job.pk}/progress/"
+    ).content.decode()
+    assert "<progress" not in fragment  # not a full blue bar
+    assert "The import failed and wrote nothing" in fragment and "bad.jsonl" in fragment
+    assert "hx-trigger" not in fragment  # finished: no more polling

@@ -136,6 +136,9 @@ def audit_estimate(
     return AuditEstimate(len(t), ece, error, left)
 
 
+MIN_SLOPE, MAX_SLOPE = 0.25, 4.0
+
+
 @dataclass
 class PlattCalibration:
     """P(right) = σ(a·logit(trust) + b), fitted on weighted answers with a Gaussian prior
@@ -174,7 +177,11 @@ class PlattCalibration:
             theta -= step
             if np.abs(step).max() < 1e-9:
                 break
-        self.a, self.b = float(theta[0]), float(theta[1])
+        # A calibration re-scales trust; it must never reorder the queue: a noisy handful of
+        # audit answers could otherwise fit a flat or falling curve and send the most trusted
+        # labels first. The slope stays in [MIN_SLOPE, MAX_SLOPE].
+        self.a = float(np.clip(theta[0], MIN_SLOPE, MAX_SLOPE))
+        self.b = float(theta[1])
         return self
 
     def predict(self, trust: npt.ArrayLike) -> Array:

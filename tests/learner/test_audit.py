@@ -181,3 +181,13 @@ def test_clusters_join_near_duplicates_only():
     e = np.array([[1.0, 0.0], [0.999, 0.045], [0.0, 1.0], [0.7, 0.7]])
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     assert trust.clusters(e, threshold=0.95).tolist() == [0, 0, 1, 2]
+
+
+def test_a_calibration_never_reorders_the_queue():
+    # A few audit answers that happen to run against the trust (the trusted ones wrong).
+    calibration = audit.PlattCalibration(prior_strength=1).fit(
+        [0.95, 0.9, 0.92, 0.3, 0.25, 0.2] * 3, [0, 0, 0, 1, 1, 1] * 3
+    )
+    assert calibration.a >= audit.MIN_SLOPE
+    t = np.linspace(0.05, 0.95, 19)
+    assert np.all(np.diff(calibration.predict(t)) > 0)  # the order of the trust is kept

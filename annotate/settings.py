@@ -348,6 +348,8 @@ PARLEY_AUDIT_MIN_ANSWERS = envint("PARLEY_AUDIT_MIN_ANSWERS", 30, minimum=2)
 PARLEY_DIVERSITY_CAP = envint("PARLEY_DIVERSITY_CAP", 3)
 PARLEY_DIVERSITY_MARGIN = envfloat("PARLEY_DIVERSITY_MARGIN", 0.15)
 PARLEY_DIVERSITY_WINDOW = envint("PARLEY_DIVERSITY_WINDOW", 2000, minimum=1)
+# Cosine similarity of the student's embeddings at which two utterances are near-duplicates.
+PARLEY_DIVERSITY_SIMILARITY = envfloat("PARLEY_DIVERSITY_SIMILARITY", 0.98)
 # The calibrated trust (docs/active-loop.md): "verifier" (learns from the answers each prompt's
 # reliability and the LLM's per-class accuracy; calibrated on the audit answers) or "signals"
 # (the previous trust: ensemble and student signals only).

@@ -433,10 +433,14 @@ def diversify(
     return np.asarray(p + margin * excess)
 
 
-def clusters(embeddings: Array, *, threshold: float = 0.9) -> npt.NDArray[np.int64]:
+def clusters(embeddings: Array, *, threshold: float = 0.98) -> npt.NDArray[np.int64]:
     """(N,) a cluster id per embedding (in the given order): an item joins the first earlier
     leader at cosine similarity ≥ `threshold`, else leads a new cluster. For the front of the
-    queue (a few thousand items), not the whole pool."""
+    queue (a few thousand items), not the whole pool.
+
+    The student's embeddings gather by class once it is trained: at 0.9, 80 % of the 2,000
+    least trusted act utterances of DailyDialog fell in clusters of more than 3 (the largest
+    145), which is a label, not a near-duplicate; at 0.98, 4.6 % (the largest 12)."""
     e = np.asarray(embeddings, dtype=np.float32)
     out = np.full(len(e), -1, dtype=np.int64)
     leaders: list[int] = []

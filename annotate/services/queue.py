@@ -164,7 +164,8 @@ def queue_diversify(
             cluster = np.full(len(rows), -1)
             if front:
                 cluster[front] = learner.clusters(
-                    np.stack([embeddings[rows[i][3]] for i in front])
+                    np.stack([embeddings[rows[i][3]] for i in front]),
+                    threshold=settings.PARLEY_DIVERSITY_SIMILARITY,
                 )
             groups.append(cluster)
         priority = learner.diversify(

@@ -137,3 +137,25 @@ def test_a_token_over_its_request_budget_is_answered_429(
     codes = [client.get("/api/projects/", headers=auth).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     assert int(client.get("/api/projects/", headers=auth)["Retry-After"]) >= 1
+
+
+def test_a_token_records_its_use_to_the_minute_without_a_write_per_request(admin_alice):
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotate.models import ApiToken
+
+    token, key = services.api_token_create(user=admin_alice, name="t")
+    assert services.api_token_authenticate(key=key) == admin_alice
+    first = ApiToken.objects.get(pk=token.pk).last_used_at
+    assert first is not None
+    with CaptureQueriesContext(connection) as queries:
+        services.api_token_authenticate(key=key)
+    assert not any(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
+    ApiToken.objects.filter(pk=token.pk).update(
+        last_used_at=first - timedelta(minutes=2)
+    )
+    services.api_token_authenticate(key=key)
+    assert ApiToken.objects.get(pk=token.pk).last_used_at > first

@@ -17,9 +17,13 @@ def long_call(project, import_bytes, settings):
     import_bytes(jsonl(dialogue("call", n_turns=1500)))
     act = project.tasks.get(name="act")
     # The middle of the call first.
-    QueueItem.objects.filter(task=act).update(trust=0.9)
-    QueueItem.objects.filter(task=act, utterance__position=700).update(trust=0.1)
-    QueueItem.objects.filter(task=act, utterance__position=701).update(trust=0.2)
+    QueueItem.objects.filter(task=act).update(trust=0.9, priority=0.9)
+    QueueItem.objects.filter(task=act, utterance__position=700).update(
+        trust=0.1, priority=0.1
+    )
+    QueueItem.objects.filter(task=act, utterance__position=701).update(
+        trust=0.2, priority=0.2
+    )
     return act
 
 

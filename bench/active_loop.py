@@ -146,6 +146,29 @@ def pool_import(
     }
 
 
+def answer_with_gold(
+    task: Any, annotators: list[Any], gold: dict[int, str], count: int, key: str
+) -> list[Any]:
+    """`count` items claimed from the queue in turn by the annotators and answered with their
+    gold label, as annotators would; the items answered (fewer when the queue runs dry)."""
+    from annotate import services
+
+    items = []
+    for n in range(count):
+        annotator = annotators[n % len(annotators)]
+        item = services.queue_claim(task=task, annotator=annotator)
+        if item is None:
+            break
+        services.label_submit(
+            item_id=item.pk,
+            annotator=annotator,
+            label=gold[item.utterance_id],
+            submission_key=f"{key}-{item.pk}",
+        )
+        items.append(item)
+    return items
+
+
 def setup_django(args: argparse.Namespace, data_dir: str) -> None:
     django_ready(
         {
@@ -296,21 +319,11 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         true_wrong_left = len(open_ids & wrong)
-        answered = []
-        audits = 0
-        for n in range(per_round):
-            annotator = annotators[n % len(annotators)]
-            item = services.queue_claim(task=task, annotator=annotator)
-            if item is None:
-                break
-            services.label_submit(
-                item_id=item.pk,
-                annotator=annotator,
-                label=utterance_gold[item.utterance_id],
-                submission_key=f"{number}-{item.pk}",
-            )
-            answered.append(item.utterance_id)
-            audits += int(item.audit)
+        served = answer_with_gold(
+            task, annotators, utterance_gold, per_round, key=str(number)
+        )
+        answered = [item.utterance_id for item in served]
+        audits = sum(int(item.audit) for item in served)
         shown = (
             HumanLabel.objects.filter(task=task, utterance_id__in=answered)
             .annotate(shown=F("llm_label__value"))

@@ -60,20 +60,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from annotate import services
     from annotate.models import TrainingRun
     from bench import dailydialog as dd
-    from bench.active_loop import pool_import
+    from bench.active_loop import answer_with_gold, pool_import
 
     task, of = pool_import(dd.read_dialogues(args.pool), args.llm_labels, args.task)
     annotator = get_user_model().objects.create(username="sim")
-    for n in range(args.answers):
-        item = services.queue_claim(task=task, annotator=annotator)
-        if item is None:
-            break
-        services.label_submit(
-            item_id=item.pk,
-            annotator=annotator,
-            label=of[item.utterance_id],
-            submission_key=f"k{n}",
-        )
+    answer_with_gold(task, [annotator], of, args.answers, key="k")
     run = services.training_run_request(task=task)
     started = time.perf_counter()
     services.training_run_execute(run_id=run.pk)

@@ -171,12 +171,9 @@ def replay(
     pool: Pool, variant: str, seed: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     from learner import (
-        TrustModel,
-        Verifier,
         audit_estimate,
         clusters,
         diversify,
-        heuristic_trust,
         knn_agreement,
         signals,
         student_margin,
@@ -235,9 +232,6 @@ def replay(
             options,
             extra_columns(truth_known),
             args.min_human,
-            TrustModel,
-            Verifier,
-            heuristic_trust,
         )
         open_index = np.flatnonzero(open_)
         pool_ece = weighted_ece(trust[open_index], ~wrong[open_index])
@@ -332,19 +326,19 @@ def replay(
 
 
 def _priority(
-    variant,
-    pool,
-    features,
-    index,
-    audit,
-    probability,
-    options,
-    extra,
-    min_human,
-    TrustModel,
-    Verifier,
-    heuristic_trust,
-):  # type: ignore[no-untyped-def]
+    variant: str,
+    pool: Pool,
+    features: np.ndarray,
+    index: np.ndarray,
+    audit: list[bool],
+    probability: list[float],
+    options: dict[str, Any],
+    extra: np.ndarray,
+    min_human: int,
+) -> np.ndarray:
+    """The variant's trust of every utterance, from the answers so far (`index`)."""
+    from learner import TrustModel, Verifier, heuristic_trust
+
     if variant.startswith("llm_confidence"):
         return pool.soft.max(axis=1)
     heuristic = heuristic_trust(features)

@@ -443,16 +443,19 @@ def clusters(embeddings: Array, *, threshold: float = 0.98) -> npt.NDArray[np.in
     145), which is a label, not a near-duplicate; at 0.98, 4.6 % (the largest 12)."""
     e = np.asarray(embeddings, dtype=np.float32)
     out = np.full(len(e), -1, dtype=np.int64)
-    leaders: list[int] = []
+    if not len(e):
+        return out
+    similar = (e @ e.T) >= threshold
+    later = np.arange(len(e))
+    cluster = 0
+    # Visiting in order: an item no earlier leader took leads, and takes the later items
+    # similar to it that are still free (the same as each item joining its first leader).
     for i in range(len(e)):
-        if leaders:
-            similarity = e[leaders] @ e[i]
-            best = int(similarity.argmax())
-            if similarity[best] >= threshold:
-                out[i] = out[leaders[best]]
-                continue
-        out[i] = len(leaders)
-        leaders.append(i)
+        if out[i] >= 0:
+            continue
+        out[i] = cluster
+        out[(later > i) & similar[i] & (out < 0)] = cluster
+        cluster += 1
     return out
 
 

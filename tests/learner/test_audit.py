@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner import audit, trust
+from learner import audit, diversity, trust
 
 
 def _logit(p):
@@ -161,26 +161,26 @@ def test_the_verifier_calibrates_on_the_audit_answers():
 def test_diversify_holds_back_the_fourth_item_of_a_dialogue_unless_far_less_trusted():
     trust_ = np.array([0.10, 0.11, 0.12, 0.13, 0.20, 0.30, 0.01])
     dialogue = np.array([1, 1, 1, 1, 2, 3, 1])
-    priority = trust.diversify(trust_, [dialogue], cap=3, margin=0.15)
+    priority = diversity.diversify(trust_, [dialogue], cap=3, margin=0.15)
     order = np.argsort(priority, kind="stable").tolist()
     # dialogue 1's items in trust order: 6 (0.01), 0, 1, then 2 (0.12) is the fourth → 0.27
     assert order[:5] == [6, 0, 1, 4, 2]
     assert priority[2] == pytest.approx(0.27) and priority[3] == pytest.approx(0.43)
     # a fourth item far less trusted than the rest still goes first
     assert (
-        trust.diversify(
+        diversity.diversify(
             np.array([0.1, 0.1, 0.1, 0.1, 0.9]), [np.array([1, 1, 1, 1, 2])]
         )[3]
         < 0.9
     )
     # -1: no group
-    assert trust.diversify(trust_, [np.full(7, -1)]).tolist() == trust_.tolist()
+    assert diversity.diversify(trust_, [np.full(7, -1)]).tolist() == trust_.tolist()
 
 
 def test_clusters_join_near_duplicates_only():
     e = np.array([[1.0, 0.0], [0.999, 0.045], [0.0, 1.0], [0.7, 0.7]])
     e /= np.linalg.norm(e, axis=1, keepdims=True)
-    assert trust.clusters(e, threshold=0.95).tolist() == [0, 0, 1, 2]
+    assert diversity.clusters(e, threshold=0.95).tolist() == [0, 0, 1, 2]
 
 
 def test_a_calibration_never_reorders_the_queue():

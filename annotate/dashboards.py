@@ -42,7 +42,12 @@ from .models import (
     SoftLabel,
 )
 from .selectors import reference_labels
-from .trust_figures import audit_figures, remaining_errors, trust_calibration
+from .trust_figures import (
+    audit_figures,
+    budget_figures,
+    remaining_errors,
+    trust_calibration,
+)
 
 
 @dataclass
@@ -358,6 +363,7 @@ def dashboard_compute(*, task: LabelTask) -> dict[str, Any]:
         "trust": trust_calibration(task=task),
         "remaining": remaining_errors(task=task),
         "audit": audit_figures(task=task),
+        "budget": budget_figures(task=task),
         "burndown": burndown(task=task),
         "annotators": annotator_stats(task=task),
         "agreement": agreement(task=task),
@@ -372,4 +378,4 @@ def _dashboard_key(task: LabelTask) -> str:
     last_version = (
         ModelVersion.objects.filter(task=task).aggregate(m=Max("pk"))["m"] or 0
     )
-    return f"dashboard:v2:{task.pk}:{last_version}"
+    return f"dashboard:v3:{task.pk}:{last_version}"

@@ -342,6 +342,10 @@ if PARLEY_AUDIT_FRACTION > 1:
 # Audit answers before the dashboard shows the audit's estimates (fewer: the bootstrap
 # intervals cover the truth too rarely; docs/active-loop.md).
 PARLEY_AUDIT_MIN_ANSWERS = envint("PARLEY_AUDIT_MIN_ANSWERS", 30, minimum=2)
+# LLM budget mode (a label task's setting): the human answers (both the student and the LLM
+# scored) a threshold needs before the student labels anything in the LLM's place; the
+# uniformly drawn answers alone (audits, imported labels) once there are this many.
+PARLEY_BUDGET_MIN_ANSWERS = envint("PARLEY_BUDGET_MIN_ANSWERS", 50, minimum=1)
 # The diversity rule: after this many items of one dialogue (or tight embedding cluster among
 # the first PARLEY_DIVERSITY_WINDOW items of the queue), each further one goes back by
 # PARLEY_DIVERSITY_MARGIN of trust. 0 turns the rule off.

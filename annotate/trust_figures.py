@@ -152,3 +152,42 @@ def audit_figures(*, task: LabelTask) -> dict[str, Any]:
         columns[0], columns[1], columns[2], open_trust, columns[3]
     )
     return {**out, **estimate.as_dict(), "items": len(open_trust)}
+
+
+def budget_figures(*, task: LabelTask) -> dict[str, Any]:
+    """The LLM budget panel: utterances the student labelled in the LLM's place, the LLM
+    calls that saved (one per active prompt and utterance), the threshold in use, and the
+    accuracy of each source of soft labels against the human labels that count."""
+    from .selectors import reference_labels
+    from .services.budget import budget_threshold
+
+    student_labelled = SoftLabel.objects.filter(
+        task=task, source=SoftLabel.Source.STUDENT
+    ).count()
+    prompts = task.prompts.filter(active=True).count()
+    human = dict(reference_labels(task=task).values_list("utterance_id", "label_id"))
+    tally = {source: [0, 0] for source in SoftLabel.Source.values}
+    for chunk in range(0, len(human), 5000):
+        ids = list(human)[chunk : chunk + 5000]
+        for utterance_id, label_id, source in SoftLabel.objects.filter(
+            task=task, utterance_id__in=ids
+        ).values_list("utterance_id", "label_id", "source"):
+            tally[source][0] += 1
+            tally[source][1] += int(label_id == human[utterance_id])
+    version = task.model_versions.filter(is_active=True).first()
+    return {
+        "on": task.budget_mode,
+        "student_labelled": student_labelled,
+        "calls_saved": student_labelled * prompts * settings.LLM_SAMPLES,
+        "threshold": budget_threshold(task, version).as_dict(),
+        "sources": [
+            {
+                "source": name,
+                "answered": tally[source][0],
+                "accuracy": tally[source][1] / tally[source][0]
+                if tally[source][0]
+                else None,
+            }
+            for source, name in SoftLabel.Source.choices
+        ],
+    }

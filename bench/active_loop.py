@@ -20,6 +20,9 @@ Per round it prints: queue precision (share of answered items whose LLM label wa
 lift over the pool's LLM error rate, the corrected pool's label accuracy (human label where
 given, else the LLM label), the student's accuracy and macro-F1 on the eval file, and the ECE of
 the trust scores the answered items had when they were answered.
+
+`random` and `llm_confidence` never read the student, so their runs skip the retraining (the
+student's columns are then NaN) unless --train-student: the items they serve are the same.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from bench.common import django_ready, write_report
 STRATEGIES = ("trust", "trust_v1", "random", "llm_confidence", "student_entropy")
 # Strategies whose priority is a probability that the LLM label is right (calibration applies).
 CALIBRATED = ("trust", "trust_v1", "llm_confidence")
+# Strategies whose queue never reads the student: retraining it changes none of their
+# served items, so it is skipped unless --train-student asks for the student's figures.
+STUDENT_FREE = ("random", "llm_confidence")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,6 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=3,
         help="items of one dialogue or cluster before the rest go back (0: off)",
+    )
+    p.add_argument(
+        "--train-student",
+        action="store_true",
+        help="retrain and evaluate the student every round for random and "
+        "llm_confidence too (their queue does not read it; off: a run takes seconds)",
     )
     p.add_argument(
         "--limit-dialogues",
@@ -223,6 +235,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     from learner.training import evaluate
 
     rng = random.Random(args.seed)
+    random.seed(args.seed)  # the queue items' audit keys (`random_key`)
     services.queue.audit_rng.seed(args.seed)
     pool = dd.read_dialogues(args.pool)
     evaluation = dd.read_dialogues(args.eval)
@@ -261,7 +274,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         services.predictions_store(run_id=run.pk)
         return ModelVersion.objects.get(run=run)
 
-    def prioritise(version: ModelVersion) -> None:
+    def prioritise(version: ModelVersion | None) -> None:
         """Write the strategy's priority where the queue reads it (lowest first)."""
         if args.strategy in ("trust", "trust_v1"):
             return
@@ -306,8 +319,9 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         brier = float(((trusts - right.double()) ** 2).mean()) if rows else float("nan")
         return expected_calibration_error(trusts, right, bins=10), brier
 
+    trains = args.strategy not in STUDENT_FREE or args.train_student
     rounds = []
-    version = retrain()
+    version = retrain() if trains else None
     for number in range(1, args.rounds + 1):
         started = time.perf_counter()
         prioritise(version)
@@ -347,11 +361,14 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             if args.strategy in ("trust", "trust_v1")
             else float("nan")
         )
-        version = retrain()
-        student, _ = checkpoint.load(
-            Path(version.artifact_path) / "full", device="auto"
-        )
-        metrics = evaluate(student, eval_examples, eval_gold, labels)
+        accuracy = macro_f1 = float("nan")
+        if trains:
+            version = retrain()
+            student, _ = checkpoint.load(
+                Path(version.artifact_path) / "full", device="auto"
+            )
+            metrics = evaluate(student, eval_examples, eval_gold, labels)
+            accuracy, macro_f1 = metrics.accuracy, metrics.macro_f1
         row = {
             "round": number,
             "answered": len(answered),
@@ -359,8 +376,8 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             "queue_precision": precision,
             "lift": precision / error_rate if error_rate else float("nan"),
             "pool_accuracy": corrected / len(utterance_gold),
-            "student_accuracy": metrics.accuracy,
-            "student_macro_f1": metrics.macro_f1,
+            "student_accuracy": accuracy,
+            "student_macro_f1": macro_f1,
             "trust_ece": ece,
             "pool_ece": pool_ece,
             "pool_brier": pool_brier,
@@ -373,7 +390,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"round {number}: answered {len(answered)}, LLM wrong {found} → precision {precision:.3f} "
             f"(lift {row['lift']:.2f}), pool accuracy {row['pool_accuracy']:.4f}, student accuracy "
-            f"{metrics.accuracy:.4f} (macro-F1 {metrics.macro_f1:.4f}), trust ECE {ece:.3f}, "
+            f"{accuracy:.4f} (macro-F1 {macro_f1:.4f}), trust ECE {ece:.3f}, "
             f"pool ECE {pool_ece:.3f} (Brier {pool_brier:.3f}), {audits} audits, "
             f"wrong left {true_wrong_left} (audit: {_interval(audit, 'wrong_left')}, "
             f"audit ECE {_interval(audit, 'ece')}), {row['seconds']:.0f} s",

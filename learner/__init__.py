@@ -38,6 +38,8 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "student_margin": "trust",
     "diversify": "diversity",
     "clusters": "diversity",
+    "BudgetThreshold": "budget",
+    "choose_threshold": "budget",
     "audit_estimate": "audit",
     "weighted_ece": "audit",
     "PlattCalibration": "audit",

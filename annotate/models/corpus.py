@@ -108,7 +108,16 @@ class LlmLabel(models.Model):
 
 
 class SoftLabel(models.Model):
-    """The prompt-bank ensemble for one utterance and task: mean distribution and agreement."""
+    """The prompt-bank ensemble for one utterance and task: mean distribution and agreement.
+
+    In LLM budget mode (`LabelTask.budget_mode`) the active student's distribution stands in
+    for the ensemble where the student is confident enough: `source` says which, and
+    `model_version` which student.
+    """
+
+    class Source(models.TextChoices):
+        LLM = "llm", "LLM prompt bank"
+        STUDENT = "student", "Student (LLM budget mode)"
 
     utterance = models.ForeignKey(
         Utterance, on_delete=models.CASCADE, related_name="soft_labels", db_index=False
@@ -123,6 +132,15 @@ class SoftLabel(models.Model):
         help_text="1 − mean total-variation distance to the mean."
     )
     n_sources = models.PositiveIntegerField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.LLM)
+    model_version = models.ForeignKey(
+        "annotate.ModelVersion",
+        null=True,
+        blank=True,
+        related_name="+",
+        **BULK_FK(models.SET_NULL),
+        help_text="The student whose answer this is (source 'student').",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -81,6 +81,12 @@ class ModelVersion(models.Model):
     version = models.PositiveIntegerField()
     artifact_path = models.CharField(max_length=500)
     metrics = models.JSONField(default=dict, blank=True)
+    budget = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Budget mode's calibration: per human answer, the cross-fitted student's "
+        "confidence and whether it and the LLM were right.",
+    )
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     pinned = models.BooleanField(
@@ -241,6 +247,10 @@ class LlmRun(models.Model):
     )
     done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0, help_text="Pairs marked as failed.")
+    student_labelled = models.PositiveIntegerField(
+        default=0,
+        help_text="Utterances the student labelled in budget mode (the LLM was not asked).",
+    )
     requests = models.PositiveIntegerField(default=0)
     retries = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveBigIntegerField(default=0)

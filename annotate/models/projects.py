@@ -100,6 +100,16 @@ class LabelTask(models.Model):
         default=False,
         help_text="Hide the LLM suggestion from annotators (avoids anchoring).",
     )
+    budget_mode = models.BooleanField(
+        default=False,
+        help_text="LLM budget mode: where the active student is confident enough, its answer "
+        "becomes the utterance's label and the LLM is not asked.",
+    )
+    budget_tolerance = models.FloatField(
+        default=1.0,
+        help_text="Budget mode: accuracy points the student-labelled share may lose against "
+        "the LLM's labels (measured on human answers).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

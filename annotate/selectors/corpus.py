@@ -30,6 +30,7 @@ from ..models import (
     ModelVersion,
     Prediction,
     Project,
+    SoftLabel,
     Utterance,
 )
 from ..transcripts import (
@@ -121,6 +122,26 @@ def _records_for(
     ):
         human = HumanAnswer(labels[label_id][1], name or username or "", created_at)
         turns[utt_id].human.setdefault(task_names[task_id], []).append(human)
+    for utt_id, task_id, label_id, confidence, source, version in (
+        SoftLabel.objects.filter(utterance__dialogue_id__in=ids)
+        .order_by("utterance_id", "task_id")
+        .values_list(
+            "utterance_id",
+            "task_id",
+            "label_id",
+            "confidence",
+            "source",
+            "model_version__version",
+        )
+    ):
+        soft: dict[str, Any] = {
+            "label": labels[label_id][1],
+            "confidence": confidence,
+            "source": source,
+        }
+        if version is not None:
+            soft["model_version"] = version
+        turns[utt_id].soft_label[task_names[task_id]] = soft
     for utt_id, task_id, label_id in reference_labels(
         task_id__in=task_names, utterance__dialogue_id__in=ids
     ).values_list("utterance_id", "task_id", "label_id"):

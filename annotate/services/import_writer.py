@@ -249,6 +249,7 @@ class ImportWriter:
                             dist[best],
                             1.0,
                             1,
+                            SoftLabel.Source.LLM,
                             now,
                         )
                     )
@@ -301,6 +302,7 @@ class ImportWriter:
                 "confidence",
                 "agreement",
                 "n_sources",
+                "source",
                 "updated_at",
             ],
             soft_rows,
@@ -338,6 +340,7 @@ class ImportWriter:
             summary.soft[summary.label],
             summary.agreement,
             len(answers),
+            SoftLabel.Source.LLM,
             self.now,
         )
 

@@ -30,6 +30,7 @@ from ..models import (
     Utterance,
 )
 from ..prompts import prompt_messages
+from .budget import budget_student_label
 from .queue import queue_sync
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,11 @@ def llm_run_execute(
             error="the task has no active prompt",
         )
         return
+    student_labelled = budget_student_label(task=task)
+    if student_labelled:
+        LlmRun.objects.filter(pk=run.pk).update(
+            student_labelled=F("student_labelled") + student_labelled
+        )
     missing = _llm_missing_pairs(run, prompts)
     LlmRun.objects.filter(pk=run.pk).update(
         total=F("done") + F("failed") + len(missing)
@@ -162,8 +168,18 @@ def llm_run_execute(
 def _llm_missing_pairs(
     run: LlmRun, prompts: list[PromptTemplate]
 ) -> list[tuple[int, PromptTemplate]]:
-    """(utterance id, prompt) pairs with neither an answer nor a failure for the run's model."""
+    """(utterance id, prompt) pairs with neither an answer nor a failure for the run's model
+    (in budget mode, nor a soft label from the student)."""
     task = run.task
+    utterances = Utterance.objects.filter(dialogue__project_id=task.project_id)
+    if task.budget_mode:
+        utterances = utterances.exclude(
+            Exists(
+                SoftLabel.objects.filter(
+                    task=task, utterance=OuterRef("pk"), source=SoftLabel.Source.STUDENT
+                )
+            )
+        )
     missing: list[tuple[int, PromptTemplate]] = []
     for prompt in prompts:
         answered = LlmLabel.objects.filter(
@@ -173,8 +189,7 @@ def _llm_missing_pairs(
             task=task, prompt=prompt.name, model=run.model, utterance=OuterRef("pk")
         )
         ids = (
-            Utterance.objects.filter(dialogue__project_id=task.project_id)
-            .filter(~Exists(answered), ~Exists(failed))
+            utterances.filter(~Exists(answered), ~Exists(failed))
             .order_by("pk")
             .values_list("pk", flat=True)
         )
@@ -303,6 +318,8 @@ def soft_labels_refresh(*, task: LabelTask, utterance_ids: Sequence[int]) -> Non
                 },
                 agreement=summary.agreement,
                 n_sources=len(vectors),
+                source=SoftLabel.Source.LLM,
+                model_version=None,
             )
         )
     SoftLabel.objects.bulk_create(
@@ -315,6 +332,8 @@ def soft_labels_refresh(*, task: LabelTask, utterance_ids: Sequence[int]) -> Non
             "confidence",
             "agreement",
             "n_sources",
+            "source",
+            "model_version",
             "updated_at",
         ],
     )

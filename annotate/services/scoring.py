@@ -28,8 +28,10 @@ from ..models import (
     ModelVersion,
     Prediction,
     QueueItem,
+    SoftLabel,
     Utterance,
 )
+from .budget import budget_calibrate
 from .queue import queue_diversify
 from .training import learner_config
 
@@ -59,6 +61,12 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
     context_turns = students.context_turns
     label_ids = list(task.ordered_labels().values_list("pk", flat=True))
     scorer = TrustScorer.fit(task, students, context_turns)
+    ModelVersion.objects.filter(pk=version.pk).update(
+        budget=budget_calibrate(
+            task=task, students=students, context_turns=context_turns
+        )
+    )
+    label_index = {pk: i for i, pk in enumerate(label_ids)}
     done = set(
         Prediction.objects.filter(model_version=version).values_list(
             "utterance_id", flat=True
@@ -74,9 +82,19 @@ def predictions_store(*, run_id: int, chunk_size: int = 2000) -> None:
         examples = selectors.training_examples(
             task=task, utterance_ids=chunk, context_turns=context_turns
         )
+        by_student = dict(
+            SoftLabel.objects.filter(
+                task=task, utterance_id__in=chunk, source=SoftLabel.Source.STUDENT
+            ).values_list("utterance_id", "label_id")
+        )
         probabilities, _ = learner.predict(students.full, examples)
         student, embeddings = students.proba_and_embeddings(examples)
         values = scorer.trust(examples, student)
+        # A label the student gave in budget mode: its trust is the student's probability
+        # of it (there is no LLM answer to verify).
+        for i, pk in enumerate(chunk):
+            if pk in by_student:
+                values[i] = probabilities[i, label_index[by_student[pk]]]
         front.add(chunk, values, embeddings)
         with transaction.atomic():
             Prediction.objects.bulk_create(

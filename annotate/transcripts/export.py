@@ -48,6 +48,8 @@ def dialogue_to_json(
                 ]
                 for task, answers in turn.human.items()
             }
+        if turn.soft_label:
+            item["soft_label"] = turn.soft_label
         if predictions and turn.position in predictions:
             item["prediction"] = predictions[turn.position]
         turns.append(item)

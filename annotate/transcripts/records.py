@@ -13,7 +13,16 @@ from typing import IO, Any
 Schema = dict[str, list[str]]
 
 
-TURN_KEYS = {"position", "speaker", "text", "timestamp", "llm", "human", "prediction"}
+TURN_KEYS = {
+    "position",
+    "speaker",
+    "text",
+    "timestamp",
+    "llm",
+    "human",
+    "prediction",  # export only, ignored on import
+    "soft_label",  # export only, ignored on import
+}
 
 
 ANSWER_KEYS = {"prompt", "model", "label", "confidence", "distribution"}
@@ -66,6 +75,9 @@ class TurnRecord:
     human: dict[str, list[HumanAnswer]] = field(default_factory=dict)
     # Export only: per task, the human label that counts (selectors.reference_labels).
     reference: dict[str, str] = field(default_factory=dict)
+    # Export only: per task, the soft label and where it came from (the LLM prompt bank, or
+    # the student in LLM budget mode).
+    soft_label: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

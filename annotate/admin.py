@@ -79,7 +79,7 @@ class PromptTemplateInline(admin.StackedInline):
 
 @admin.register(LabelTask)
 class LabelTaskAdmin(admin.ModelAdmin):
-    list_display = ("name", "project", "title", "hide_suggestion")
+    list_display = ("name", "project", "title", "hide_suggestion", "budget_mode")
     list_filter = ("project",)
     inlines = (LabelInline, PromptTemplateInline)
     actions = ("label_with_llm",)
@@ -124,6 +124,7 @@ class LlmRunAdmin(admin.ModelAdmin):
         "done",
         "failed",
         "total",
+        "student_labelled",
         "requests",
         "prompt_tokens",
         "completion_tokens",
@@ -203,8 +204,9 @@ class SoftLabelAdmin(admin.ModelAdmin):
         "confidence",
         "agreement",
         "n_sources",
+        "source",
     )
-    list_filter = ("task",)
+    list_filter = ("task", "source")
     raw_id_fields = ("utterance",)
     list_select_related = ("utterance", "task", "label", "task__project")
 

@@ -12,6 +12,7 @@ task_urls: list[URLPattern | URLResolver] = [
     path("queue/<int:item>/skip", views.queue_skip, name="queue-skip"),
     path("queue/<int:item>/flag", views.queue_flag, name="queue-flag"),
     path("queue/<int:item>/dialogue", views.queue_dialogue, name="queue-dialogue"),
+    path("queue/<int:item>/why", views.queue_why, name="queue-why"),
     path("queue/renew", views.queue_renew, name="queue-renew"),
     path("queue/release", views.queue_release, name="queue-release"),
     path("queue/undo", views.queue_undo, name="queue-undo"),

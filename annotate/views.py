@@ -246,6 +246,24 @@ def queue_dialogue(
 
 
 @login_required
+@require_GET
+def queue_why(request: HttpRequest, slug: str, task: str, item: int) -> HttpResponse:
+    """Why the item is in front: its trust and the signals behind it, in words."""
+    project, _, label_task = get_task_for_user(request.user, slug, task)
+    queue_item = get_item_for_task(label_task, item)
+    context = {
+        "project": project,
+        "task": label_task,
+        "item": queue_item,
+        "why": selectors.item_reasons(item=queue_item),
+    }
+    fragment = _wants_fragment(request)
+    return render(
+        request, f"annotate/{'_why' if fragment else 'queue_why'}.html", context
+    )
+
+
+@login_required
 @require_POST
 def queue_renew(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     """Keep the items on the page claimed (called while the page is visible)."""

@@ -106,13 +106,16 @@ def import_lines(
     llm: dict[tuple[str, int], dict[str, list[float]]],
     labels: list[str],
     task: str,
+    human: set[tuple[str, int]] = frozenset(),  # type: ignore[assignment]
 ) -> bytes:
-    """The pool in Parley's JSONL import format, with each prompt's distribution."""
+    """The pool in Parley's JSONL import format, with each prompt's distribution (and the
+    gold label as an imported human label for the turns in `human`)."""
     out = io.StringIO()
     for dialogue in pool:
         turns = []
         for turn in dialogue:
-            prompts = llm.get((turn.dialogue_id, turn.position), {})
+            key = (turn.dialogue_id, turn.position)
+            prompts = llm.get(key, {})
             answers = [
                 {"prompt": p, "distribution": dict(zip(labels, dist, strict=True))}
                 for p, dist in sorted(prompts.items())
@@ -122,6 +125,7 @@ def import_lines(
                     "speaker": turn.speaker,
                     "text": turn.text,
                     **({"llm": {task: answers}} if answers else {}),
+                    **({"human": {task: turn.gold[task]}} if key in human else {}),
                 }
             )
         out.write(json.dumps({"id": dialogue[0].dialogue_id, "turns": turns}) + "\n")

@@ -1,6 +1,6 @@
 """Selectors: reads for views, exports, tasks and the learner, aggregated in SQL.
 
-One module per sub-domain (`projects`, `corpus`, `workspace`), re-exported here.
+One module per sub-domain (`projects`, `corpus`, `workspace`, `why`), re-exported here.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from .projects import (
     project_schema,
     projects_for_user,
 )
+from .why import item_reasons
 from .workspace import annotator_progress, queue_item_context, review_rows
 
 __all__ = [
     "annotator_progress",
     "export_csv_header",
+    "item_reasons",
     "llm_sources",
     "project_overview",
     "project_role",

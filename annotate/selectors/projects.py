@@ -10,6 +10,7 @@ from django.db.models import (
     Count,
     Exists,
     OuterRef,
+    Q,
     QuerySet,
 )
 
@@ -65,12 +66,17 @@ def project_overview(
             Exists(HumanLabel.objects.filter(utterance=OuterRef("pk"), task=task)),
             dialogue__project=project,
         ).count()
+        sources = task.soft_labels.aggregate(
+            llm=Count("pk", filter=Q(source="llm")),
+            student=Count("pk", filter=Q(source="student")),
+        )
         rows.append(
             {
                 "task": task,
                 "labels": list(task.labels.all()),
                 "utterances": n_utterances,
-                "llm_labelled": task.soft_labels.count(),
+                "llm_labelled": sources["llm"],
+                "student_labelled": sources["student"],
                 "human_labelled": human,
                 "queue_left": _open_items(task),
                 "progress": annotator_progress(task=task, user=user, total=True)

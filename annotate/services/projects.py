@@ -20,9 +20,11 @@ from ..models import (
 )
 from .queue import queue_sync
 
-LABEL_KEYS = "1234567890" + string.ascii_lowercase.replace("s", "").replace(
-    "f", ""
-).replace("u", "")
+# Digits, then letters; S, F, U, G and W are the workspace's own keys (skip, flag, undo,
+# guidelines, why).
+LABEL_KEYS = "1234567890" + "".join(
+    c for c in string.ascii_lowercase if c not in "sfugw"
+)
 
 
 """Default keyboard keys for labels, in order. S, F and U are the queue's skip/flag/undo."""

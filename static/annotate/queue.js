@@ -147,6 +147,17 @@
     }
   });
 
+  // W: why this item is in front (its trust and the signals behind it), fetched once.
+  async function why(el) {
+    const box = el.querySelector("section.why");
+    if (!box.hidden) { box.hidden = true; return; }
+    if (!box.childElementCount) {
+      const response = await fetch(el.dataset.why, { headers: { "X-Parley-Fragment": "1" }, credentials: "same-origin" });
+      box.innerHTML = response.ok ? await response.text() : "<p>The reasons could not be loaded.</p>";
+    }
+    box.hidden = false;
+  }
+
   // The flag's comment box stays out of the way until a flag is being written.
   function openFlag(form) {
     const box = form.querySelector(".flag-comment");
@@ -189,6 +200,7 @@
     }
     if (key === "s") { event.preventDefault(); act("skip", {}, "Skipped."); return; }
     if (key === "f") { event.preventDefault(); openFlag(el.querySelector(".flag-form")); return; }
+    if (key === "w") { event.preventDefault(); why(el); return; }
     const button = el.querySelector(`.labels button[data-key="${CSS.escape(key)}"]`);
     if (button) {
       event.preventDefault();

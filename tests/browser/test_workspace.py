@@ -204,3 +204,19 @@ def test_flag_then_adjudicate(
     decided = HumanLabel.objects.get(utterance=item.utterance, source="adjudication")
     assert decided.label.value == "directive" and decided.annotator == lead_lena
     assert Flag.objects.get().resolved_by == lead_lena
+
+
+def test_w_shows_why_the_item_is_in_front(signed_in, live_server, act, annotator_ann):
+    page = signed_in(annotator_ann)
+    page.goto(live_server.url + QUEUE)
+    why = page.locator("#current article.item section.why")
+    assert why.is_hidden()
+    page.keyboard.press("w")
+    why.locator("li").first.wait_for()
+    text = why.inner_text()
+    assert text.startswith("Trust") and "The LLM" in text
+    page.keyboard.press("w")
+    assert why.is_hidden()
+    # the panel belongs to its item: the next one starts closed
+    press_and_advance(page, "1")
+    assert page.locator("#current article.item section.why").is_hidden()

@@ -12,7 +12,9 @@ from learner import choose_threshold
 def test_the_share_where_the_student_keeps_the_llm_accuracy_is_chosen():
     # 60 answers the student is sure of and gets right (the LLM too), then 40 it is
     # unsure of and gets wrong where the LLM is right.
-    confidence = [0.99 - 0.001 * i for i in range(60)] + [0.6 - 0.001 * i for i in range(40)]
+    confidence = [0.99 - 0.001 * i for i in range(60)] + [
+        0.6 - 0.001 * i for i in range(40)
+    ]
     student = [True] * 60 + [False] * 40
     llm = [True] * 100
     chosen = choose_threshold(confidence, student, llm, tolerance=0.01, min_support=10)

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from . import api, views
+from . import api, history, views
 
 task_urls: list[URLPattern | URLResolver] = [
     path("queue/", views.queue, name="queue"),
+    path("history/", history.history, name="history"),
+    path("history/<int:label>/change", history.history_change, name="history-change"),
     path("queue/<int:item>/submit", views.queue_submit, name="queue-submit"),
     path("queue/<int:item>/skip", views.queue_skip, name="queue-skip"),
     path("queue/<int:item>/flag", views.queue_flag, name="queue-flag"),

@@ -204,6 +204,14 @@ class HumanLabel(models.Model):
         blank=True,
         related_name="+",
     )
+    replaces = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaced_by",
+        help_text="The annotator's earlier answer this one changed (retracted since).",
+    )
 
     class Meta:
         indexes: ClassVar = [

@@ -20,9 +20,15 @@ from .projects import (
     projects_for_user,
 )
 from .why import item_reasons
-from .workspace import annotator_progress, queue_item_context, review_rows
+from .workspace import (
+    annotator_history,
+    annotator_progress,
+    queue_item_context,
+    review_rows,
+)
 
 __all__ = [
+    "annotator_history",
     "annotator_progress",
     "export_csv_header",
     "item_reasons",

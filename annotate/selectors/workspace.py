@@ -134,7 +134,7 @@ def review_rows(*, task: LabelTask) -> list[dict[str, Any]]:
         HumanLabel.objects.filter(
             task=task, utterance_id__in=ids, retraction__isnull=True
         )
-        .select_related("label")
+        .select_related("label", "replaces__label")
         .order_by("created_at")
     ):
         labels[h.utterance_id].append(h)
@@ -160,3 +160,20 @@ def review_rows(*, task: LabelTask) -> list[dict[str, Any]]:
         }
         for pk in ids
     ]
+
+
+def annotator_history(
+    *, task: LabelTask, user: User, limit: int = 50
+) -> list[HumanLabel]:
+    """The annotator's last `limit` answers on the task that still count (newest first),
+    with what each changed."""
+    return list(
+        HumanLabel.objects.filter(
+            task=task,
+            annotator=user,
+            source=HumanLabel.Source.ANNOTATION,
+            retraction__isnull=True,
+        )
+        .select_related("utterance__dialogue", "label", "replaces__label")
+        .order_by("-created_at", "-pk")[:limit]
+    )

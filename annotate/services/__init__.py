@@ -29,6 +29,7 @@ from .labels import (
     SubmitError,
     flag_create,
     label_adjudicate,
+    label_change,
     label_submit,
     label_undo,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "import_job_progress",
     "job_stale_before",
     "label_adjudicate",
+    "label_change",
     "label_submit",
     "label_task_create",
     "label_undo",

@@ -170,6 +170,52 @@ def label_undo(*, task: LabelTask, annotator: User) -> QueueItem | None:
     return item
 
 
+def label_change(*, label_id: int, annotator: User, label: str) -> HumanLabel:
+    """Change one of the annotator's own answers (their history page): a new label row that
+    `replaces` the old one, which is retracted; what they were shown (the LLM label and its
+    trust) carries over. The same change sent twice is stored once; an answer changed since,
+    undone, or not theirs is refused with a SubmitError."""
+    with transaction.atomic():
+        old = (
+            HumanLabel.objects.select_for_update(of=("self",))
+            .filter(
+                pk=label_id, annotator=annotator, source=HumanLabel.Source.ANNOTATION
+            )
+            .select_related("label")
+            .first()
+        )
+        if old is None:
+            raise SubmitError("not one of your answers")
+        new = HumanLabel.objects.filter(replaces=old).first()
+        if new is not None:
+            if new.label.value == label:
+                return new  # the same change, sent again
+            raise SubmitError("this answer was changed already: change the newer one")
+        if LabelRetraction.objects.filter(label=old).exists():
+            raise SubmitError("this answer was undone")
+        if old.label.value == label:
+            return old
+        try:
+            chosen = Label.objects.get(task_id=old.task_id, value=label)
+        except Label.DoesNotExist as exc:
+            raise SubmitError(f"unknown label {label!r}") from exc
+        new = HumanLabel.objects.create(
+            utterance_id=old.utterance_id,
+            task_id=old.task_id,
+            label=chosen,
+            annotator=annotator,
+            annotator_name=old.annotator_name,
+            source=HumanLabel.Source.ANNOTATION,
+            created_at=timezone.now(),
+            llm_label_id=old.llm_label_id,
+            trust=old.trust,
+            trust_version_id=old.trust_version_id,
+            replaces=old,
+        )
+        LabelRetraction.objects.create(label=old)
+    return new
+
+
 @transaction.atomic
 def flag_create(*, item_id: int, annotator: User, comment: str) -> Flag:
     """Flag an item for review: the lead sees it on the review page; the annotator moves on."""

@@ -220,3 +220,30 @@ def test_w_shows_why_the_item_is_in_front(signed_in, live_server, act, annotator
     # the panel belongs to its item: the next one starts closed
     press_and_advance(page, "1")
     assert page.locator("#current article.item section.why").is_hidden()
+
+
+def test_an_older_answer_is_changed_from_the_history_page(
+    signed_in, live_server, act, annotator_ann
+):
+    page = signed_in(annotator_ann)
+    page.goto(live_server.url + QUEUE)
+    for key in ("1", "2", "1"):
+        press_and_advance(page, key)
+    wait_saved(3, annotator=annotator_ann)
+    page.get_by_role("link", name="Your last answers").click()
+    page.wait_for_url("**/history/")
+    first = HumanLabel.objects.filter(annotator=annotator_ann).order_by("pk").first()
+    row = page.locator(f"#answer-{first.pk}")
+    other = "inform" if first.label.value != "inform" else "question"
+    row.locator("select").select_option(
+        other
+    )  # then keyboard only: Tab to Change, Enter
+    row.locator("select").press("Tab")
+    page.keyboard.press("Enter")
+    page.get_by_text(f"Changed to “{other}”.").wait_for()
+    assert (
+        f"(changed from {first.label.value})"
+        in page.locator(
+            f"#answer-{HumanLabel.objects.get(replaces=first).pk}"
+        ).inner_text()
+    )

@@ -20,7 +20,7 @@ from django.db import connection
 from annotate import services
 from annotate.models import Dialogue, ImportJob
 from tests.conftest import dialogue, jsonl
-from tests.processes import ROOT, start_worker, stop, worker_env
+from tests.processes import ROOT, embedded_env, start_worker, stop, wait_for, worker_env
 
 pytestmark = pytest.mark.worker
 
@@ -148,3 +148,43 @@ def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
     finally:
         stop(worker)
     assert out == "succeeded 5 10", (tmp_path / "worker.log").read_text()[-3000:]
+
+
+def test_a_term_to_the_workers_process_group_stops_it_cleanly(tmp_path):
+    """`make run` stops its processes as honcho does: SIGTERM to each process group. The
+    prefork worker shuts down warm, with no ERROR for its pool children."""
+    import signal
+
+    env = embedded_env(tmp_path / "var")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "annotate",
+            "worker",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: b"ready." in log.read_bytes(), timeout=60, what="worker ready")
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert "exited with 'signal 15" not in text and "ERROR" not in text, text

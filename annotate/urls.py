@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from . import api, history, views
+from . import api, history, imports_page, views
 
 task_urls: list[URLPattern | URLResolver] = [
     path("queue/", views.queue, name="queue"),
@@ -33,6 +33,8 @@ task_urls: list[URLPattern | URLResolver] = [
 project_urls: list[URLPattern | URLResolver] = [
     path("", views.project_detail, name="project"),
     path("export.<str:fmt>", views.project_export, name="export"),
+    path("imports/", imports_page.imports, name="imports"),
+    path("imports/<int:pk>/status", imports_page.import_status, name="import-status"),
     path("tasks/<slug:task>/", include(task_urls)),
 ]
 

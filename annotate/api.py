@@ -24,7 +24,7 @@ from . import openapi, predictor, ratelimit, selectors, services
 from .access import ADMINS, EVERYONE, LEADS, get_project_for_user
 from .exports import export_response
 from .forms import ApiImportForm
-from .models import ImportJob, LabelTask
+from .models import ImportJob
 from .transcripts import TranscriptError
 
 View = Callable[..., HttpResponseBase]
@@ -139,9 +139,11 @@ def predict(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     Body: {"text", "speaker"?, "context"?: [{"speaker"?, "text"}, …] oldest first}, or
     {"utterances": [that, …]}. Answer: the model version, the label set and, per utterance,
     the label and its probabilities. 400 for bad input, 409 before any model exists."""
-    project, _ = get_project_for_user(request.user, slug, roles=EVERYONE)
-    label_task = LabelTask.objects.filter(project=project, name=task).first()
-    if label_task is None:
+    # One query for the task and the user's role on the hot path; otherwise the access
+    # rules of get_project_for_user (404 for non-members) and a list of the tasks.
+    label_task, role = selectors.task_and_role(user=request.user, slug=slug, task=task)
+    if label_task is None or role is None:
+        project, _ = get_project_for_user(request.user, slug, roles=EVERYONE)
         names = ", ".join(project.tasks.order_by("name").values_list("name", flat=True))
         return _bad(f"unknown task {task!r}; this project's tasks: {names}")
     try:

@@ -41,6 +41,21 @@ class ResilientRedisCache(RedisCache):
             self._down_until = 0.0
         return result
 
+    def count(self, key: Any, timeout: int, version: int | None = None) -> int | None:
+        """Add one to the counter `key` (a new one starts at 1) and keep it `timeout`
+        seconds from now: one round trip (INCR and EXPIRE in a pipeline) where `add` then
+        `incr` take three. None while Redis is down."""
+        name = self.make_and_validate_key(key, version=version)
+
+        def call() -> int:
+            client = self._cache.get_client(name, write=True)  # type: ignore[attr-defined]
+            pipeline = client.pipeline()
+            pipeline.incr(name)
+            pipeline.expire(name, timeout)
+            return int(pipeline.execute()[0])
+
+        return self._try(call, None)
+
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         return self._try(
             lambda: super(ResilientRedisCache, self).get(key, default, version), default

@@ -3,13 +3,16 @@
 The worker exports every scored model version to ONNX beside its checkpoint
 (`services.predictions_store` → `learner.ensure_onnx`). Here the ONNX Runtime session of a
 task's active version is loaded on first use, once per process, and replaced when another
-version becomes active (one cheap query per request looks the active version up).
+version becomes active: the active version is looked up at most every
+PARLEY_PREDICT_VERSION_CHECK_S seconds per process (a query on every request cost a fifth of
+a single prediction's time), so a new version answers within that time of its activation.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,8 @@ class NotExported(Exception):
 class Loaded:
     version: ModelVersion
     student: OnnxStudent
+    checked: float = field(default_factory=time.monotonic)
+    """When the active version was last looked up (time.monotonic)."""
 
 
 _loaded: dict[int, Loaded] = {}
@@ -40,14 +45,21 @@ _lock = threading.Lock()
 
 def predictor_for(task: LabelTask) -> Loaded:
     """The task's active version and its ONNX student (loaded now if it changed)."""
+    current = _loaded.get(task.pk)
+    now = time.monotonic()
+    if (
+        current is not None
+        and now - current.checked < settings.PARLEY_PREDICT_VERSION_CHECK_S
+    ):
+        return current
     version = ModelVersion.objects.filter(task=task, is_active=True).first()
     if version is None:
         raise NoModel(
             f"task {task.name!r} has no trained model yet: train one (Dashboard → "
             "Retrain now, or wait for the first automatic retrain) and try again"
         )
-    current = _loaded.get(task.pk)
     if current is not None and current.version.pk == version.pk:
+        current.checked = now
         return current
     with _lock:
         current = _loaded.get(task.pk)

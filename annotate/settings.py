@@ -295,6 +295,9 @@ PARLEY_API_REQUESTS_PER_MIN = envint("PARLEY_API_REQUESTS_PER_MIN", 600, minimum
 # web process (gunicorn runs one process per core).
 PARLEY_PREDICT_MAX_BATCH = envint("PARLEY_PREDICT_MAX_BATCH", 256, minimum=1)
 PARLEY_PREDICT_THREADS = envint("PARLEY_PREDICT_THREADS", 1, minimum=0)
+# How often (seconds) a web process looks up the task's active model version: a new version
+# answers predictions within this time of its activation.
+PARLEY_PREDICT_VERSION_CHECK_S = envfloat("PARLEY_PREDICT_VERSION_CHECK_S", 2.0)
 PARLEY_API_AUTH_FAILURES_PER_MIN = envint(
     "PARLEY_API_AUTH_FAILURES_PER_MIN", 20, minimum=1
 )

@@ -3,9 +3,11 @@
     python -m bench.predict_http --checkpoint bench/out/inference-student \\
         [--texts POOL.jsonl] [--single 300] [--batch 64] [--batches 40] [--workers 2]
 
-Starts gunicorn (one worker per core by default) on a scratch SQLite database holding a
-project whose task's active model version is the saved student `--checkpoint` (exported to
-ONNX first if it is not yet; `python -m bench.inference … --save DIR` leaves one). Then:
+Starts gunicorn (one worker per core by default) on a scratch database — SQLite and the
+file cache (the embedded default), or with `--postgres` a scratch PostgreSQL database and
+Redis (`--redis-url`), as a deployment runs — holding a project whose task's active model
+version is the saved student `--checkpoint` (exported to ONNX first if it is not yet;
+`python -m bench.inference … --save DIR` leaves one). Then:
 - `--single` requests of one utterance, one after another: p50/p95 of the server time
   (`Server-Timing`: Django's time, loading of the ONNX session on the first request excluded
   by `--warmup`) and of the time the client saw;
@@ -26,7 +28,14 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import WORDS, django_ready, percentile, start_gunicorn
+from bench.common import (
+    ADMIN_URL,
+    WORDS,
+    django_ready,
+    percentile,
+    scratch_database,
+    start_gunicorn,
+)
 from bench.queue_http import TIMING
 
 
@@ -42,6 +51,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, default=40)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a scratch database on the PostgreSQL server of $DATABASE_URL (default: "
+        "the local one) and Redis, instead of SQLite and the file cache",
+    )
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     return p.parse_args(argv)
 
 
@@ -56,16 +72,25 @@ def texts_from(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
+    if not args.postgres:
+        return run(args, "", "")
+    with scratch_database(ADMIN_URL, "parley_pbench") as url:
+        return run(args, url, args.redis_url)
+
+
+def run(
+    args: argparse.Namespace, database_url: str, redis_url: str
+) -> dict[str, float]:
     data_dir = Path(tempfile.mkdtemp(prefix="parley-pbench-"))
     env = {
-        "DATABASE_URL": "",
+        "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "annotate.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "bench-only-secret",
         "PARLEY_SERVER_TIMING": "true",
         "DJANGO_HTTPS": "false",
         "PARLEY_DATA_DIR": str(data_dir),
-        "REDIS_URL": "",
+        "REDIS_URL": redis_url,
         "DJANGO_LOG_LEVEL": "WARNING",
         "LEARNER_INFERENCE": "onnx-int8" if args.int8 else "onnx",
         "PARLEY_API_REQUESTS_PER_MIN": str(10**6),

@@ -18,6 +18,7 @@ from .projects import (
     project_role,
     project_schema,
     projects_for_user,
+    task_and_role,
 )
 from .why import item_reasons
 from .workspace import (
@@ -40,6 +41,7 @@ __all__ = [
     "queue_item_context",
     "reference_labels",
     "review_rows",
+    "task_and_role",
     "training_example_ids",
     "training_examples",
     "transcript_records",

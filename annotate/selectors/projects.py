@@ -12,6 +12,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
 )
 
 from ..models import (
@@ -41,6 +42,32 @@ def project_role(*, user: User | AnonymousUser, project: Project) -> str | None:
         .values_list("role", flat=True)
         .first()
     )
+
+
+def task_and_role(
+    *, user: User | AnonymousUser, slug: str, task: str
+) -> tuple[LabelTask | None, str | None]:
+    """The project's label task of that name and the user's role in the project (as
+    `project_role` says), in one query: the prediction API's hot path."""
+    if not user.is_authenticated:
+        return None, None
+    found = (
+        LabelTask.objects.select_related("project")
+        .filter(project__slug=slug, name=task)
+        .annotate(
+            member_role=Subquery(
+                Membership.objects.filter(
+                    project=OuterRef("project"), user=user
+                ).values("role")[:1]
+            )
+        )
+        .first()
+    )
+    if found is None:
+        return None, None
+    return found, Role.ADMIN if getattr(
+        user, "is_superuser", False
+    ) else found.member_role
 
 
 def projects_for_user(*, user: User) -> QuerySet[Project]:

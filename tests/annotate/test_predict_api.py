@@ -135,12 +135,25 @@ def test_the_rate_limit_answers_429(client, trained, token, settings):
     assert codes == [200, 200, 429]
 
 
-def test_a_new_active_version_replaces_the_loaded_one(client, trained, token, act):  # noqa: F811
+def test_a_new_active_version_replaces_the_loaded_one(
+    client,
+    trained,
+    token,
+    act,  # noqa: F811
+    settings,
+):
+    settings.PARLEY_PREDICT_VERSION_CHECK_S = 3600
     first = post(client, token, {"text": "where is it?"}).json()
     loaded = predictor._loaded[act.pk]
     run = TrainingRun.objects.create(task=act)
     services.training_run_execute(run_id=run.pk)
     services.predictions_store(run_id=run.pk)
+    # within PARLEY_PREDICT_VERSION_CHECK_S the process does not look again
+    assert (
+        post(client, token, {"text": "x"}).json()["model_version"]
+        == first["model_version"]
+    )
+    settings.PARLEY_PREDICT_VERSION_CHECK_S = 0
     second = post(client, token, {"text": "where is it?"}).json()
     assert second["model_version"] == first["model_version"] + 1
     assert predictor._loaded[act.pk] is not loaded

@@ -46,3 +46,24 @@ def test_submits_without_the_cache_are_stored_and_answered_as_stored(
     assert HumanLabel.objects.filter(annotator=annotator_ann).count() == len(items) == 2
     private_redis.start()  # and back: the cache is used again, nothing to repair
     assert client.get("/projects/support/tasks/act/queue/").status_code == 200
+
+
+def test_the_token_api_counts_in_redis_and_lets_requests_through_while_it_is_down(
+    private_redis, client, act, admin_alice, settings
+):
+    from django.core.cache import cache
+
+    from annotate import services
+
+    settings.PARLEY_API_REQUESTS_PER_MIN = 2
+    _, key = services.api_token_create(user=admin_alice, name="t")
+    headers = {"Authorization": f"Bearer {key}"}
+    codes = [
+        client.get("/api/projects/", headers=headers).status_code for _ in range(3)
+    ]
+    assert codes == [200, 200, 429]  # counted in one round trip (`count`)
+    assert cache.count("probe", 10) == 1 and cache.count("probe", 10) == 2
+    private_redis.stop()
+    cache._down_until = 0.0
+    assert cache.count("probe", 10) is None
+    assert client.get("/api/projects/", headers=headers).status_code == 200

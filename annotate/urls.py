@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from . import api, history, imports_page, views
+from . import api, browse, history, imports_page, views
 
 task_urls: list[URLPattern | URLResolver] = [
     path("queue/", views.queue, name="queue"),
     path("history/", history.history, name="history"),
+    path("corpus/", browse.corpus, name="corpus"),
+    path("corpus/<int:utterance>/requeue", browse.requeue, name="corpus-requeue"),
     path("history/<int:label>/change", history.history_change, name="history-change"),
     path("queue/<int:item>/submit", views.queue_submit, name="queue-submit"),
     path("queue/<int:item>/skip", views.queue_skip, name="queue-skip"),
@@ -34,6 +36,7 @@ project_urls: list[URLPattern | URLResolver] = [
     path("", views.project_detail, name="project"),
     path("export.<str:fmt>", views.project_export, name="export"),
     path("imports/", imports_page.imports, name="imports"),
+    path("dialogues/<int:dialogue>/", browse.dialogue, name="corpus-dialogue"),
     path("imports/<int:pk>/status", imports_page.import_status, name="import-status"),
     path("tasks/<slug:task>/", include(task_urls)),
 ]

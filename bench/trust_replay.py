@@ -47,6 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "trust+logits": {"logits": True},
     "trust+logits+knn": {"logits": True, "knn": True},
     "trust-llmbase": {"base": "llm"},
+    "trust+errknn": {"errknn": "any"},
+    "trust+errknn-same": {"errknn": "same"},
     "trust-noaudit": {"audit": 0.0},
     "trust-nodiversity": {"diversity": False},
     "trust-prior5": {"prior": 5.0},
@@ -209,6 +211,12 @@ def replay(
                     pool.dialogue,
                 )
             )
+        if options.get("errknn") and truth_known.any():
+            columns.append(
+                _error_knn(pool, truth_known, same_label=options["errknn"] == "same")
+            )
+        elif options.get("errknn"):
+            columns.append(np.zeros(n))
         if options.get("margin"):
             columns.append(student_margin(pool.student, pool.labels))
         if options.get("logits"):
@@ -323,6 +331,27 @@ def replay(
         "lift": total / answers / wrong.mean() if wrong.any() else float("nan"),
         "rounds": rows,
     }
+
+
+def _error_knn(
+    pool: Pool, known: np.ndarray, *, same_label: bool, k: int = 10, prior: float = 3.0
+) -> np.ndarray:
+    """Per utterance: the similarity-weighted share of wrong LLM labels among its k nearest
+    answered utterances (of other dialogues; with `same_label`, those the LLM gave the same
+    label), shrunk towards the answered items' error rate by `prior` pseudo-answers; centred."""
+    index = np.flatnonzero(known)
+    wrong = (pool.labels[index] != pool.gold[index]).astype(np.float64)
+    base = wrong.mean()
+    similarity = pool.embeddings @ pool.embeddings[index].T
+    similarity[pool.dialogue[:, None] == pool.dialogue[index][None, :]] = -np.inf
+    if same_label:
+        similarity[pool.labels[:, None] != pool.labels[index][None, :]] = -np.inf
+    top = min(k, len(index))
+    nearest = np.argpartition(-similarity, top - 1, axis=1)[:, :top]
+    weights = np.take_along_axis(similarity, nearest, axis=1)
+    weights = np.where(np.isfinite(weights), np.clip(weights, 0.0, None), 0.0)
+    share = (weights * wrong[nearest]).sum(axis=1) + prior * base
+    return share / (weights.sum(axis=1) + prior) - base
 
 
 def _priority(

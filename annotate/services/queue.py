@@ -26,6 +26,7 @@ from ..models import (
     SoftLabel,
     Utterance,
 )
+from ..selectors.workspace import open_items_changed
 
 # The audit's coin; bench.active_loop seeds it for a reproducible run.
 audit_rng = random.Random()
@@ -274,6 +275,33 @@ def queue_release(*, item_id: int, annotator: User, after_s: int = 0) -> None:
         ).update(lease_until=timezone.now() + timedelta(seconds=after_s))
     else:
         claims.update(claimed_by=None, lease_until=None)
+
+
+@transaction.atomic
+def queue_requeue(*, task: LabelTask, utterance_id: int) -> QueueItem:
+    """A lead sends an utterance back to the queue (corpus browser): its item opens for one
+    more answer than it has, at the front (priority 0), unclaimed. Its answers stay."""
+    item = QueueItem.objects.select_for_update().get(
+        task=task, utterance_id=utterance_id
+    )
+    if not item.open:
+        open_items_changed(task.pk, +1)
+    item.required = item.answers + 1
+    item.open = True
+    item.priority = 0.0
+    item.claimed_by = None
+    item.lease_until = None
+    item.save(
+        update_fields=[
+            "required",
+            "open",
+            "priority",
+            "claimed_by",
+            "lease_until",
+            "updated_at",
+        ]
+    )
+    return item
 
 
 @transaction.atomic

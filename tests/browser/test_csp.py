@@ -31,12 +31,16 @@ def test_every_page_renders_under_the_content_security_policy(
             "/",
             "/projects/support/",
             f"/projects/support/tasks/{task.name}/queue/",
+            f"/projects/support/tasks/{task.name}/history/",
         ],
         lead_lena: [
             f"/projects/support/tasks/{task.name}/review/",
             f"/projects/support/tasks/{task.name}/dashboard/",
+            f"/projects/support/tasks/{task.name}/corpus/?llm=question",
+            f"/projects/support/dialogues/{task.project.dialogues.first().pk}/",
         ],
         root: [
+            "/projects/support/imports/",
             "/admin/",
             "/admin/annotate/importjob/",
             "/admin/annotate/importjob/add/",

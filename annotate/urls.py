@@ -4,11 +4,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from . import api, browse, history, imports_page, views
+from . import api, browse, history, imports_page, setup, views
 
 task_urls: list[URLPattern | URLResolver] = [
     path("queue/", views.queue, name="queue"),
     path("history/", history.history, name="history"),
+    path("settings/", setup.task, name="setup-task"),
+    path("settings/update", setup.task_update, name="setup-task-update"),
+    path("settings/prompts", setup.prompt_save, name="setup-prompt-save"),
+    path("settings/prompts/preview", setup.prompt_preview, name="setup-prompt-preview"),
+    path("settings/llm-runs", setup.llm_run, name="setup-llm-run"),
+    path(
+        "settings/llm-runs/<int:run>", setup.llm_run_status, name="setup-llm-run-status"
+    ),
     path("corpus/", browse.corpus, name="corpus"),
     path("corpus/<int:utterance>/requeue", browse.requeue, name="corpus-requeue"),
     path("history/<int:label>/change", history.history_change, name="history-change"),
@@ -36,6 +44,9 @@ project_urls: list[URLPattern | URLResolver] = [
     path("", views.project_detail, name="project"),
     path("export.<str:fmt>", views.project_export, name="export"),
     path("imports/", imports_page.imports, name="imports"),
+    path("members/", setup.members, name="setup-members"),
+    path("members/set", setup.member_set, name="setup-member-set"),
+    path("members/<int:user>/remove", setup.member_remove, name="setup-member-remove"),
     path("dialogues/<int:dialogue>/", browse.dialogue, name="corpus-dialogue"),
     path("imports/<int:pk>/status", imports_page.import_status, name="import-status"),
     path("tasks/<slug:task>/", include(task_urls)),

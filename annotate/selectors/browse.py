@@ -164,9 +164,14 @@ def _filtered(task: LabelTask, f: Filters) -> QuerySet[QueueItem]:
     def label(value: str) -> int:
         return label_ids.get(value, 0)  # an unknown label matches nothing
 
-    counted = HumanLabel.objects.filter(retraction__isnull=True, **same)
-    if f.q:
-        items = items.filter(utterance__text__icontains=f.q)
+    if f.q:  # per row in utterance order: a page of a common word stops early
+        items = items.filter(
+            Exists(
+                Utterance.objects.filter(
+                    pk=OuterRef("utterance_id"), text__icontains=f.q
+                )
+            )
+        )
     if f.dialogue:
         items = items.filter(utterance__dialogue__external_id__startswith=f.dialogue)
     if f.metadata:
@@ -181,8 +186,12 @@ def _filtered(task: LabelTask, f: Filters) -> QuerySet[QueueItem]:
         )
     if f.source:
         items = items.filter(Exists(SoftLabel.objects.filter(source=f.source, **same)))
-    if f.human:
-        items = items.filter(Exists(counted.filter(label_id=label(f.human))))
+    if f.human:  # driven from the human labels (a small share of the corpus)
+        items = items.filter(
+            utterance_id__in=HumanLabel.objects.filter(
+                task=task, retraction__isnull=True, label_id=label(f.human)
+            ).values("utterance_id")
+        )
     version = _active_version(task) if (f.student or f.disagree) else None
     predicted = Prediction.objects.filter(model_version=version, **same)
     if f.student:

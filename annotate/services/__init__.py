@@ -35,9 +35,11 @@ from .labels import (
 )
 from .llm_runs import (
     LlmNotConfigured,
+    llm_failures_retry,
     llm_run_execute,
     llm_run_request,
     llm_settings,
+    llm_settings_or_none,
     soft_labels_refresh,
 )
 from .projects import (
@@ -45,8 +47,11 @@ from .projects import (
     api_token_authenticate,
     api_token_create,
     label_task_create,
+    label_task_update,
+    membership_remove,
     membership_set,
     project_create,
+    prompt_save,
 )
 from .queue import (
     project_queue_sync,
@@ -85,13 +90,18 @@ __all__ = [
     "label_change",
     "label_submit",
     "label_task_create",
+    "label_task_update",
     "label_undo",
+    "llm_failures_retry",
     "llm_run_execute",
     "llm_run_request",
     "llm_settings",
+    "llm_settings_or_none",
+    "membership_remove",
     "membership_set",
     "predictions_store",
     "project_create",
+    "prompt_save",
     "project_queue_sync",
     "prompt_messages",
     "queue_claim",

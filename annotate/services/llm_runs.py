@@ -40,6 +40,14 @@ class LlmNotConfigured(Exception):
     """No LLM provider is configured (LLM_BASE_URL)."""
 
 
+def llm_settings_or_none() -> LlmSettings | None:
+    """The provider's settings, or None when no LLM is configured."""
+    try:
+        return llm_settings()
+    except LlmNotConfigured:
+        return None
+
+
 def llm_settings() -> LlmSettings:
     if not settings.LLM_BASE_URL:
         raise LlmNotConfigured("set LLM_BASE_URL and LLM_MODEL to label with an LLM")
@@ -54,6 +62,14 @@ def llm_settings() -> LlmSettings:
         logprobs=settings.LLM_LOGPROBS,
         samples=settings.LLM_SAMPLES,
     )
+
+
+def llm_failures_retry(*, task: LabelTask, requested_by: User | None = None) -> LlmRun:
+    """Ask again for the pairs whose answers were malformed: their failures are cleared (the
+    run that recorded them keeps its count) and a run is requested."""
+    model = llm_settings().model
+    LlmFailure.objects.filter(task=task, model=model).delete()
+    return llm_run_request(task=task, requested_by=requested_by)
 
 
 def llm_run_request(*, task: LabelTask, requested_by: User | None = None) -> LlmRun:

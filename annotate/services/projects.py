@@ -17,6 +17,8 @@ from ..models import (
     LabelTask,
     Membership,
     Project,
+    PromptTemplate,
+    Role,
 )
 from .queue import queue_sync
 
@@ -71,10 +73,90 @@ def label_task_create(
 
 
 def membership_set(*, project: Project, user: User, role: str) -> Membership:
-    membership, _ = Membership.objects.update_or_create(
-        project=project, user=user, defaults={"role": role}
-    )
+    """Add `user` to the project with `role`, or change their role. A project keeps at least
+    one admin: demoting its last one is refused (ValueError)."""
+    with transaction.atomic():
+        _keep_an_admin(project, user, leaving=role != Role.ADMIN)
+        membership, _ = Membership.objects.update_or_create(
+            project=project, user=user, defaults={"role": role}
+        )
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user: User) -> None:
+    """Take `user` out of the project (their labels stay). The last admin stays."""
+    _keep_an_admin(project, user, leaving=True)
+    Membership.objects.filter(project=project, user=user).delete()
+
+
+def _keep_an_admin(project: Project, user: User, *, leaving: bool) -> None:
+    """Refuse a change that would leave the project without an admin. The admins' rows are
+    locked, so two admins demoting each other at once cannot both succeed."""
+    admins = list(
+        Membership.objects.select_for_update()
+        .filter(project=project, role=Role.ADMIN)
+        .values_list("user_id", flat=True)
+    )
+    if leaving and admins == [user.pk]:
+        raise ValueError(
+            f"{user.get_username()} is the project's last admin: make another member "
+            "admin first"
+        )
+
+
+@transaction.atomic
+def label_task_update(
+    *,
+    task: LabelTask,
+    title: str,
+    guidelines: str,
+    hide_suggestion: bool,
+    budget_mode: bool,
+    budget_tolerance: float,
+) -> LabelTask:
+    """A task's settings (its labels and name are fixed once answers refer to them)."""
+    if not 0.0 <= budget_tolerance <= 100.0:
+        raise ValueError("the budget tolerance is in accuracy points, 0 to 100")
+    task.title, task.guidelines = title, guidelines
+    task.hide_suggestion, task.budget_mode = hide_suggestion, budget_mode
+    task.budget_tolerance = budget_tolerance
+    task.save(
+        update_fields=[
+            "title",
+            "guidelines",
+            "hide_suggestion",
+            "budget_mode",
+            "budget_tolerance",
+        ]
+    )
+    return task
+
+
+@transaction.atomic
+def prompt_save(
+    *,
+    task: LabelTask,
+    name: str,
+    template: str,
+    context_turns: int,
+    active: bool = True,
+) -> PromptTemplate:
+    """Add a prompt to the task's bank, or change the one of that name. A changed template
+    asks the LLM anew only for what it has not answered under that name: rename it to have
+    everything asked again."""
+    if not template.strip():
+        raise ValueError("the template is empty")
+    prompt, _ = PromptTemplate.objects.update_or_create(
+        task=task,
+        name=name,
+        defaults={
+            "template": template,
+            "context_turns": context_turns,
+            "active": active,
+        },
+    )
+    return prompt
 
 
 def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:

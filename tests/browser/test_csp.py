@@ -41,6 +41,8 @@ def test_every_page_renders_under_the_content_security_policy(
         ],
         root: [
             "/projects/support/imports/",
+            "/projects/support/members/",
+            f"/projects/support/tasks/{task.name}/settings/",
             "/admin/",
             "/admin/annotate/importjob/",
             "/admin/annotate/importjob/add/",

@@ -1,0 +1,143 @@
+"""Running a project in the app: members and roles, task settings, the prompt bank, LLM runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate import services
+from annotate.models import LlmFailure, LlmRun, Membership, PromptTemplate
+from tests.conftest import dialogue, jsonl
+
+MEMBERS = "/projects/support/members/"
+SETTINGS = "/projects/support/tasks/act/settings/"
+
+
+def test_members_are_invited_changed_and_removed_but_the_last_admin_stays(
+    client, project, admin_alice, annotator_ann, django_user_model
+):
+    django_user_model.objects.create_user("newbie")
+    client.force_login(admin_alice)
+    page = client.post(
+        f"{MEMBERS}set", {"username": "newbie", "role": "lead"}, follow=True
+    )
+    assert "newbie is now lead." in page.content.decode()
+    assert (
+        Membership.objects.get(project=project, user__username="newbie").role == "lead"
+    )
+    missing = client.post(
+        f"{MEMBERS}set", {"username": "ghost", "role": "lead"}, follow=True
+    )
+    assert "No active user named “ghost”" in missing.content.decode()
+    # the last admin can be neither demoted nor removed
+    demote = client.post(
+        f"{MEMBERS}set", {"username": "alice", "role": "annotator"}, follow=True
+    )
+    assert "is the project&#x27;s last admin" in demote.content.decode()
+    remove = client.post(f"{MEMBERS}{admin_alice.pk}/remove", follow=True)
+    assert "last admin" in remove.content.decode()
+    assert Membership.objects.get(project=project, user=admin_alice).role == "admin"
+    client.post(f"{MEMBERS}{annotator_ann.pk}/remove")
+    assert not Membership.objects.filter(project=project, user=annotator_ann).exists()
+
+
+def test_two_admins_may_hand_over(project, admin_alice, lead_lena):
+    services.membership_set(project=project, user=lead_lena, role="admin")
+    services.membership_set(project=project, user=admin_alice, role="lead")
+    with pytest.raises(ValueError, match="last admin"):
+        services.membership_remove(project=project, user=lead_lena)
+
+
+def test_only_admins_run_the_project(client, project, lead_lena, annotator_ann):
+    for user in (lead_lena, annotator_ann):
+        client.force_login(user)
+        assert client.get(MEMBERS).status_code == 403
+        assert client.get(SETTINGS).status_code == 403
+        assert (
+            client.post(f"{MEMBERS}set", {"username": "x", "role": "admin"}).status_code
+            == 403
+        )
+
+
+def test_task_settings_and_the_prompt_bank(client, project, admin_alice, import_bytes):
+    import_bytes(jsonl(dialogue("d1", n_turns=4)))
+    client.force_login(admin_alice)
+    client.post(
+        f"{SETTINGS}update",
+        {
+            "title": "Dialogue acts",
+            "guidelines": "question: asks",
+            "budget_mode": "on",
+            "budget_tolerance": "2",
+        },
+    )
+    task = project.tasks.get(name="act")
+    assert (
+        task.title,
+        task.budget_mode,
+        task.budget_tolerance,
+        task.hide_suggestion,
+    ) == (
+        "Dialogue acts",
+        True,
+        2.0,
+        False,
+    )
+    bad = client.post(f"{SETTINGS}update", {"budget_tolerance": "500"}, follow=True)
+    assert "Not saved" in bad.content.decode()
+    client.post(
+        f"{SETTINGS}prompts",
+        {
+            "name": "P1",
+            "template": "Label: {utterance}",
+            "context_turns": "2",
+            "active": "on",
+        },
+    )
+    prompt = PromptTemplate.objects.get(task=task, name="P1")
+    assert (prompt.template, prompt.context_turns, prompt.active) == (
+        "Label: {utterance}",
+        2,
+        True,
+    )
+    client.post(f"{SETTINGS}prompts", {"name": "P1", "template": "Label: {utterance}"})
+    assert not PromptTemplate.objects.get(task=task, name="P1").active  # turned off
+    preview = client.post(
+        f"{SETTINGS}prompts/preview",
+        {"template": "Before:\n{context}\nNow: {utterance}", "context_turns": "2"},
+    )
+    text = preview.content.decode()
+    assert "Now: " in text and "Before:" in text and "You label utterances" in text
+    page = client.get(SETTINGS).content.decode()
+    assert "P1" in page and "No LLM is configured" in page
+
+
+def test_llm_runs_start_show_failures_and_ask_them_again(
+    client, project, admin_alice, import_bytes, settings
+):
+    settings.LLM_BASE_URL, settings.LLM_MODEL = "http://127.0.0.1:9/v1", "fake-1"
+    import_bytes(jsonl(dialogue("d1", n_turns=2)))
+    task = project.tasks.get(name="act")
+    client.force_login(admin_alice)
+    response = client.post(f"{SETTINGS}llm-runs", follow=True)
+    run = LlmRun.objects.get(task=task)
+    assert f"LLM run {run.pk} is queued." in response.content.decode()
+    row = client.get(f"{SETTINGS}llm-runs/{run.pk}")
+    assert row.status_code == 200 and "hx-get" in row.content.decode()  # polls
+    LlmRun.objects.filter(pk=run.pk).update(
+        status="succeeded", done=3, failed=1, total=4
+    )
+    LlmFailure.objects.create(
+        run=run,
+        utterance=task.project.dialogues.get().utterances.first(),
+        task=task,
+        prompt="P1",
+        model="fake-1",
+        error="no label in the answer",
+        raw="I think it is a greeting",
+    )
+    assert client.get(f"{SETTINGS}llm-runs/{run.pk}").status_code == 286  # over
+    page = client.get(SETTINGS).content.decode()
+    assert "I think it is a greeting" in page and "Failed answers (1)" in page
+    client.post(f"{SETTINGS}llm-runs", {"retry": "1"})
+    assert not LlmFailure.objects.exists()
+    assert LlmRun.objects.filter(task=task).count() == 2

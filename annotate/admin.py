@@ -58,6 +58,20 @@ class LabelTaskInline(admin.TabularInline):
     show_change_link = True
 
 
+class DerivedAdmin(admin.ModelAdmin):
+    """A table Parley writes itself (LLM answers, soft labels, predictions, the queue): staff
+    may look, not add, edit or delete — the services keep its invariants."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "created_at")
@@ -188,7 +202,7 @@ class UtteranceAdmin(admin.ModelAdmin):
 
 
 @admin.register(LlmLabel)
-class LlmLabelAdmin(admin.ModelAdmin):
+class LlmLabelAdmin(DerivedAdmin):
     list_display = ("utterance", "task", "prompt", "model", "label", "confidence")
     list_filter = ("task", "prompt")
     raw_id_fields = ("utterance",)
@@ -196,7 +210,7 @@ class LlmLabelAdmin(admin.ModelAdmin):
 
 
 @admin.register(SoftLabel)
-class SoftLabelAdmin(admin.ModelAdmin):
+class SoftLabelAdmin(DerivedAdmin):
     list_display = (
         "utterance",
         "task",
@@ -258,7 +272,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
+class PredictionAdmin(DerivedAdmin):
     list_display = ("utterance", "task", "model_version", "label", "trust")
     raw_id_fields = ("utterance",)
     list_select_related = (
@@ -395,7 +409,7 @@ def _progress_context(job: ImportJob) -> dict[str, Any]:
 
 
 @admin.register(QueueItem)
-class QueueItemAdmin(admin.ModelAdmin):
+class QueueItemAdmin(DerivedAdmin):
     list_display = (
         "utterance",
         "task",
@@ -413,6 +427,6 @@ class QueueItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(QueueSkip)
-class QueueSkipAdmin(admin.ModelAdmin):
+class QueueSkipAdmin(DerivedAdmin):
     list_display = ("item", "annotator", "created_at")
     raw_id_fields = ("item",)

@@ -141,3 +141,12 @@ def test_llm_runs_start_show_failures_and_ask_them_again(
     client.post(f"{SETTINGS}llm-runs", {"retry": "1"})
     assert not LlmFailure.objects.exists()
     assert LlmRun.objects.filter(task=task).count() == 2
+
+
+@pytest.mark.parametrize(
+    "table", ["softlabel", "llmlabel", "prediction", "queueitem", "queueskip"]
+)
+def test_the_tables_parley_writes_are_read_only_in_the_admin(client, root, table):
+    client.force_login(root)
+    assert client.get(f"/admin/annotate/{table}/").status_code == 200
+    assert client.get(f"/admin/annotate/{table}/add/").status_code == 403

@@ -90,7 +90,7 @@ def measure(args: argparse.Namespace, data_dir: str) -> None:
         "source student": "?source=student",
         f"text '{word}'": f"?q={word}",
         "text matching nothing": "?q=zzqx",
-        "dialogue id prefix": "?dialogue=bench-0001",
+        "dialogue id prefix": "?dialogue=bench-12",
         "LLM label + human label, deep": f"?llm=inform&human=question&after={middle}",
     }
     client = Client()

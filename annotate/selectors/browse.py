@@ -10,6 +10,7 @@ on 500,000 utterances.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,11 @@ from ..models import (
 from .corpus import reference_labels
 
 PAGE_SIZE = 50
+# The scan of one page: utterance-id ranges from FIRST_SPAN ids, doubling up to MAX_SPAN, for
+# at most SCAN_BUDGET_S seconds (then the page says how far it looked).
+FIRST_SPAN = 2_000
+MAX_SPAN = 32_000
+SCAN_BUDGET_S = 0.15
 DISAGREEMENTS = {
     "llm-human": "the LLM and the human label differ",
     "llm-student": "the LLM and the student differ",
@@ -88,24 +94,53 @@ def corpus_page(
     *, task: LabelTask, filters: Filters, size: int = PAGE_SIZE
 ) -> dict[str, Any]:
     """One page of the task's utterances that pass `filters`, after utterance id
-    `filters.after`: rows with each utterance's labels, and the id to continue after."""
-    items = _filtered(task, filters).order_by("utterance_id")
-    if filters.after:
-        items = items.filter(utterance_id__gt=filters.after)
-    page = list(
-        items.select_related("utterance__dialogue").values(
-            "utterance_id",
-            "trust",
-            "open",
-            "utterance__position",
-            "utterance__speaker",
-            "utterance__text",
-            "utterance__dialogue_id",
-            "utterance__dialogue__external_id",
-        )[: size + 1]
-    )
+    `filters.after`: rows with each utterance's labels, and the id to continue after.
+
+    The scan walks utterance ids in ranges that double while they find little (an index
+    range scan each, whatever the planner guesses a filter keeps), and stops at a full page
+    or after SCAN_BUDGET_S: a rare filter then answers the rows found so far, with `scanned`
+    (the last id looked at) to continue from, instead of reading the whole corpus at once.
+    """
+    last = (
+        QueueItem.objects.filter(task=task)
+        .order_by("-utterance_id")
+        .values_list("utterance_id", flat=True)
+        .first()
+    ) or 0
+    first = (
+        QueueItem.objects.filter(task=task)
+        .order_by("utterance_id")
+        .values_list("utterance_id", flat=True)
+        .first()
+    ) or 1
+    page: list[dict[str, Any]] = []
+    cursor, span = max(filters.after, first - 1), FIRST_SPAN
+    deadline = time.monotonic() + SCAN_BUDGET_S
+    while len(page) <= size and cursor < last:
+        end = cursor + span
+        found: list[dict[str, Any]] = [
+            dict(row)
+            for row in _filtered(task, filters, cursor, end)
+            .order_by("utterance_id")
+            .values(
+                "utterance_id",
+                "trust",
+                "open",
+                "utterance__position",
+                "utterance__speaker",
+                "utterance__text",
+                "utterance__dialogue_id",
+                "utterance__dialogue__external_id",
+            )[: size + 1 - len(page)]
+        ]
+        page += found
+        cursor = end if len(page) <= size else page[-1]["utterance_id"]
+        span = min(span * 2, MAX_SPAN)
+        if time.monotonic() > deadline:
+            break
     more = len(page) > size
     page = page[:size]
+    partial = not more and cursor < last  # the time ran out before the corpus did
     ids = [row["utterance_id"] for row in page]
     labels = dict(task.labels.values_list("pk", "value"))
     soft = {
@@ -149,15 +184,25 @@ def corpus_page(
         }
         for row in page
     ]
-    return {"rows": rows, "next_after": ids[-1] if more and ids else None}
+    if more:
+        next_after: int | None = ids[-1]
+    elif partial:
+        next_after = min(cursor, last)
+    else:
+        next_after = None
+    return {"rows": rows, "next_after": next_after, "partial": partial}
 
 
 def _active_version(task: LabelTask) -> ModelVersion | None:
     return ModelVersion.objects.filter(task=task, is_active=True).first()
 
 
-def _filtered(task: LabelTask, f: Filters) -> QuerySet[QueueItem]:
-    items = QueueItem.objects.filter(task=task)
+def _filtered(task: LabelTask, f: Filters, lo: int, hi: int) -> QuerySet[QueueItem]:
+    """The task's queue items (one per utterance) with utterance ids in (lo, hi] that pass
+    `f`. The range is put on every table a filter reads, so that each is an index range
+    scan, whatever the planner guesses the filter keeps."""
+    span = {"utterance_id__gt": lo, "utterance_id__lte": hi}
+    items = QueueItem.objects.filter(task=task, **span)
     same = {"utterance_id": OuterRef("utterance_id"), "task": task}
     label_ids = dict(task.labels.values_list("value", "pk"))
 
@@ -168,7 +213,10 @@ def _filtered(task: LabelTask, f: Filters) -> QuerySet[QueueItem]:
         items = items.filter(
             Exists(
                 Utterance.objects.filter(
-                    pk=OuterRef("utterance_id"), text__icontains=f.q
+                    pk=OuterRef("utterance_id"),
+                    pk__gt=lo,
+                    pk__lte=hi,
+                    text__icontains=f.q,
                 )
             )
         )
@@ -189,7 +237,7 @@ def _filtered(task: LabelTask, f: Filters) -> QuerySet[QueueItem]:
     if f.human:  # driven from the human labels (a small share of the corpus)
         items = items.filter(
             utterance_id__in=HumanLabel.objects.filter(
-                task=task, retraction__isnull=True, label_id=label(f.human)
+                task=task, retraction__isnull=True, label_id=label(f.human), **span
             ).values("utterance_id")
         )
     version = _active_version(task) if (f.student or f.disagree) else None
@@ -206,7 +254,7 @@ def _filtered(task: LabelTask, f: Filters) -> QuerySet[QueueItem]:
             utterance_id=OuterRef("utterance_id"), task=task
         ).values("label_id")[:1]
         differing = (
-            HumanLabel.objects.filter(task=task, retraction__isnull=True)
+            HumanLabel.objects.filter(task=task, retraction__isnull=True, **span)
             .annotate(llm=Subquery(llm))
             .exclude(label_id=F("llm"))
             .filter(llm__isnull=False)
@@ -221,7 +269,10 @@ def _filtered(task: LabelTask, f: Filters) -> QuerySet[QueueItem]:
     elif f.disagree == "annotators":
         disputed = (
             HumanLabel.objects.filter(
-                task=task, source=HumanLabel.Source.ANNOTATION, retraction__isnull=True
+                task=task,
+                source=HumanLabel.Source.ANNOTATION,
+                retraction__isnull=True,
+                **span,
             )
             .values("utterance_id")
             .annotate(n=Count("label_id", distinct=True))

@@ -167,3 +167,23 @@ def test_only_leads_and_admins_browse(client, act, annotator_ann):
     assert client.get("/projects/support/tasks/act/corpus/").status_code == 403
     dialogue_id = item(act, "in depot 4").utterance.dialogue_id
     assert client.get(f"/projects/support/dialogues/{dialogue_id}/").status_code == 403
+
+
+def test_a_rare_filter_answers_what_it_found_in_its_time_and_continues(
+    act, monkeypatch
+):
+    monkeypatch.setattr(browse, "FIRST_SPAN", 1)
+    monkeypatch.setattr(browse, "MAX_SPAN", 1)
+    monkeypatch.setattr(browse, "SCAN_BUDGET_S", 0.0)  # one id range per page
+    found, after, pages = [], 0, 0
+    while True:
+        result = (
+            page(act, q="parcel 11", after=after) if after else page(act, q="parcel 11")
+        )
+        pages += 1
+        found += texts(result)
+        if result["next_after"] is None:
+            break
+        assert result["partial"]
+        after = result["next_after"]
+    assert found == ["where is parcel 11?"] and pages > 2

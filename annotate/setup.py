@@ -10,10 +10,11 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from . import services
@@ -27,6 +28,71 @@ from .models import (
     Utterance,
 )
 from .prompts import prompt_messages
+
+CREATE_PROJECT = "annotate.add_project"
+"""The permission that lets a user create projects (superusers have it)."""
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_new(request: HttpRequest) -> HttpResponse:
+    """A new project; its creator becomes its admin."""
+    if not request.user.has_perm(CREATE_PROJECT):
+        raise PermissionDenied("Creating projects needs the “add project” permission.")
+    values = {
+        k: request.POST.get(k, "").strip() for k in ("name", "slug", "description")
+    }
+    if request.method == "POST":
+        try:
+            project = services.project_create_by(
+                user=cast(User, request.user),
+                name=values["name"],
+                slug=values["slug"],
+                description=values["description"],
+            )
+        except ValueError as exc:
+            messages.error(request, f"Not created: {exc}.")
+        else:
+            messages.success(
+                request, f"Project “{project.name}” created: add a label task."
+            )
+            return redirect(
+                reverse("annotate:setup-task-new", kwargs={"slug": project.slug})
+            )
+    return render(request, "annotate/project_new.html", {"values": values})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def task_new(request: HttpRequest, slug: str) -> HttpResponse:
+    """A new label task: its name, title, labels (one a line, "value: description"), guidelines."""
+    project, _ = get_project_for_user(request.user, slug, roles=ADMINS)
+    values = {
+        k: request.POST.get(k, "") for k in ("name", "title", "labels", "guidelines")
+    }
+    if request.method == "POST":
+        labels = [
+            (value.strip(), description.strip())
+            for line in values["labels"].splitlines()
+            if line.strip()
+            for value, _, description in [line.partition(":")]
+        ]
+        try:
+            task = services.label_task_add(
+                project=project,
+                name=values["name"].strip(),
+                title=values["title"].strip(),
+                labels=labels,
+                guidelines=values["guidelines"],
+            )
+        except ValueError as exc:
+            messages.error(request, f"Not created: {exc}.")
+        else:
+            messages.success(request, f"Task “{task.name}” created.")
+            return redirect(_task_url(slug, task.name))
+    return render(
+        request, "annotate/task_new.html", {"project": project, "values": values}
+    )
 
 
 def _members_url(slug: str) -> str:

@@ -45,6 +45,7 @@ project_urls: list[URLPattern | URLResolver] = [
     path("export.<str:fmt>", views.project_export, name="export"),
     path("imports/", imports_page.imports, name="imports"),
     path("members/", setup.members, name="setup-members"),
+    path("tasks/new/", setup.task_new, name="setup-task-new"),
     path("members/set", setup.member_set, name="setup-member-set"),
     path("members/<int:user>/remove", setup.member_remove, name="setup-member-remove"),
     path("dialogues/<int:dialogue>/", browse.dialogue, name="corpus-dialogue"),
@@ -67,6 +68,7 @@ api_routes: list[URLPattern | URLResolver] = [
 
 annotate_routes: list[URLPattern | URLResolver] = [
     path("", views.projects, name="projects"),
+    path("projects/new/", setup.project_new, name="project-new"),
     path("projects/<slug:slug>/", include(project_urls)),
 ]
 

@@ -84,8 +84,13 @@ def export_onnx(directory: str | os.PathLike[str], *, opset: int = 17) -> Path:
                 opset_version=opset,
                 dynamo=False,
             )
+        # Per-channel scales: on an act student, macro-F1 −0.29 point against fp32 where
+        # one scale per tensor lost 1.07 (docs/api.md), at the same speed.
         quantize_dynamic(
-            str(staging / FP32), str(staging / INT8), weight_type=QuantType.QInt8
+            str(staging / FP32),
+            str(staging / INT8),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
         )
         if target.exists():
             shutil.rmtree(target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -27,9 +28,10 @@ from .queue import queue_sync
 LABEL_KEYS = "1234567890" + "".join(
     c for c in string.ascii_lowercase if c not in "sfugw"
 )
+"""Default keyboard keys for labels, in order (the workspace's own keys left out)."""
 
-
-"""Default keyboard keys for labels, in order. S, F and U are the queue's skip/flag/undo."""
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+"""A project's short name or a task's name: they appear in URLs and import files."""
 
 
 @transaction.atomic
@@ -45,6 +47,54 @@ def project_create(
     for task_name, labels in tasks.items():
         label_task_create(project=project, name=task_name, labels=labels)
     return project
+
+
+@transaction.atomic
+def project_create_by(
+    *, user: User, name: str, slug: str, description: str = ""
+) -> Project:
+    """A project created in the app, without tasks yet; its creator is its admin."""
+    if not name:
+        raise ValueError("a project needs a name")
+    if not slug or not SLUG.fullmatch(slug):
+        raise ValueError("the short name (in URLs) uses letters, digits, - and _ only")
+    if Project.objects.filter(slug=slug).exists():
+        raise ValueError(f"the short name “{slug}” is taken")
+    project = project_create(
+        name=name[:200], slug=slug, tasks={}, description=description
+    )
+    membership_set(project=project, user=user, role=Role.ADMIN)
+    return project
+
+
+@transaction.atomic
+def label_task_add(
+    *,
+    project: Project,
+    name: str,
+    title: str,
+    labels: Sequence[tuple[str, str]],
+    guidelines: str = "",
+) -> LabelTask:
+    """A label task added in the app, its labels checked (the keys are given in order)."""
+    if not name or not SLUG.fullmatch(name) or len(name) > 50:
+        raise ValueError(
+            "the task's name (used in import files) uses letters, digits, - and _"
+        )
+    if project.tasks.filter(name=name).exists():
+        raise ValueError(f"the project has a task “{name}” already")
+    values = [value for value, _ in labels]
+    if len(values) < 2:
+        raise ValueError("a task needs at least two labels")
+    if len(set(values)) != len(values) or any(not v or len(v) > 100 for v in values):
+        raise ValueError("labels must be distinct, each 1 to 100 characters")
+    task = label_task_create(
+        project=project, name=name, labels=labels, guidelines=guidelines
+    )
+    if title:
+        task.title = title[:200]
+        task.save(update_fields=["title"])
+    return task
 
 
 @transaction.atomic

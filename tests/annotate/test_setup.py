@@ -150,3 +150,51 @@ def test_the_tables_parley_writes_are_read_only_in_the_admin(client, root, table
     client.force_login(root)
     assert client.get(f"/admin/annotate/{table}/").status_code == 200
     assert client.get(f"/admin/annotate/{table}/add/").status_code == 403
+
+
+def test_projects_are_created_by_those_allowed_and_their_creator_is_admin(
+    client, root, lead_lena, project
+):
+    client.force_login(
+        lead_lena
+    )  # a lead of another project: no "add project" permission
+    assert client.get("/projects/new/").status_code == 403
+    assert "New project" not in client.get("/").content.decode()
+    client.force_login(root)
+    assert "New project" in client.get("/").content.decode()
+    taken = client.post("/projects/new/", {"name": "X", "slug": "support"}, follow=True)
+    assert "the short name “support” is taken" in taken.content.decode()
+    bad = client.post("/projects/new/", {"name": "X", "slug": "a b"}, follow=True)
+    assert "letters, digits" in bad.content.decode()
+    response = client.post("/projects/new/", {"name": "Calls", "slug": "calls"})
+    assert response["Location"] == "/projects/calls/tasks/new/"
+    assert Membership.objects.get(project__slug="calls", user=root).role == "admin"
+
+
+def test_label_tasks_are_added_with_their_labels_in_order(client, project, admin_alice):
+    client.force_login(admin_alice)
+    url = "/projects/support/tasks/new/"
+    for labels, error in (
+        ("only", "at least two labels"),
+        ("a\na", "distinct"),
+    ):
+        page = client.post(url, {"name": "intent", "labels": labels}, follow=True)
+        assert error in page.content.decode()
+    taken = client.post(url, {"name": "act", "labels": "a\nb"}, follow=True)
+    assert "has a task “act” already" in taken.content.decode()
+    response = client.post(
+        url,
+        {
+            "name": "intent",
+            "title": "Intent",
+            "labels": "book: wants a booking\ncancel\n\nother",
+        },
+    )
+    assert response["Location"] == "/projects/support/tasks/intent/settings/"
+    task = project.tasks.get(name="intent")
+    assert task.title == "Intent"
+    assert [(x.value, x.key, x.description) for x in task.ordered_labels()] == [
+        ("book", "1", "wants a booking"),
+        ("cancel", "2", ""),
+        ("other", "3", ""),
+    ]

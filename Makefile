@@ -45,7 +45,7 @@ bench-import: install
 	$(BIN)/python -m bench.import_speed --utterances 200000
 	$(BIN)/python -m bench.import_speed --utterances 50000
 
-## Refresh docs/screenshots/ (queue and review pages) from the browser tests.
+## Refresh docs/screenshots/ (every page the browser tests visit) from the browser tests.
 screenshots: install
 	PARLEY_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser
 

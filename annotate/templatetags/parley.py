@@ -6,8 +6,20 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
 
 register = template.Library()
+
+# CommonMark with raw HTML turned off: a guideline's "<script>" is shown as text, and
+# markdown-it refuses javascript:, vbscript: and file: links (and data: but for images).
+_markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+@register.filter
+def markdown(text: str) -> SafeString:
+    """Markdown (a task's guidelines) as HTML, safe to show: no raw HTML passes."""
+    return mark_safe(_markdown.render(text or ""))  # noqa: S308 - html disabled above
 
 
 def duration_text(seconds: float) -> str:
@@ -34,3 +46,9 @@ def elapsed(start: datetime | None, end: datetime | None = None) -> str:
 def duration(seconds: float | None) -> str:
     """Seconds as `duration_text`; empty for None."""
     return "" if seconds is None else duration_text(seconds)
+
+
+@register.filter
+def colour(label: object) -> int:
+    """The colour slot (0–7, app.css) of a label: its place in the task."""
+    return int(getattr(label, "order", 0) or 0) % 8

@@ -198,3 +198,17 @@ def test_label_tasks_are_added_with_their_labels_in_order(client, project, admin
         ("cancel", "2", ""),
         ("other", "3", ""),
     ]
+
+
+def test_guidelines_are_markdown_shown_safely(
+    client, project, annotator_ann, import_bytes
+):
+    import_bytes(jsonl(dialogue("d1", n_turns=2)))
+    task = project.tasks.get(name="act")
+    task.guidelines = "**question**: asks\n\n<script>alert(1)</script>\n\n[click](javascript:alert(1))"
+    task.save()
+    client.force_login(annotator_ann)
+    html = client.get("/projects/support/tasks/act/queue/").content.decode()
+    assert "<strong>question</strong>: asks" in html
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert 'href="javascript:' not in html

@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,3 +102,11 @@ def make_dialogues(project: Any, n_dialogues: int = 6, turns: int = 4) -> Any:
     task.save()
     services.queue_sync(task=task)
     return task
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where screenshots go: docs/screenshots with `make screenshots`, else a temporary dir."""
+    path = Path(os.environ.get("PARLEY_SCREENSHOTS") or tmp_path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_lead_filters_opens_a_dialogue_and_requeues_a_turn(
-    signed_in, live_server, project, lead_lena, settings
+    signed_in, live_server, project, lead_lena, settings, shots
 ):
     settings.PARLEY_OVERLAP_FRACTION = 0.0
     make_dialogues(project, n_dialogues=30)
@@ -23,6 +23,7 @@ def test_a_lead_filters_opens_a_dialogue_and_requeues_a_turn(
     page.wait_for_url("**llm=inform**")
     rows = page.locator("table.corpus tbody tr")
     assert rows.count() == 50
+    page.screenshot(path=str(shots / "corpus.png"), full_page=True)
     assert all("depot" in rows.nth(i).inner_text() for i in range(rows.count()))
     page.get_by_role("link", name="Next page").click()
     page.wait_for_url("**after=**")
@@ -31,6 +32,7 @@ def test_a_lead_filters_opens_a_dialogue_and_requeues_a_turn(
     )  # 60 "inform" turns in all
     page.locator("table.corpus tbody tr a").first.click()
     page.wait_for_url("**/dialogues/**")
+    page.screenshot(path=str(shots / "corpus-dialogue.png"), full_page=True)
     row = page.locator("table.dialogue-labels tbody tr").nth(1)
     assert "It is in depot" in row.inner_text()
     row.get_by_role("button", name="Re-queue").click()

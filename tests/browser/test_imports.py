@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_file_dropped_on_the_imports_page_is_imported_and_followed_live(
-    signed_in, live_server, project, admin_alice
+    signed_in, live_server, project, admin_alice, shots
 ):
     page = signed_in(admin_alice)
     page.goto(live_server.url + "/projects/support/")
@@ -35,3 +35,4 @@ def test_a_file_dropped_on_the_imports_page_is_imported_and_followed_live(
     services.import_job_execute(job_id=job.pk)  # the worker's part
     row.locator(".import-result").wait_for()  # the row polls itself until it is over
     assert "1 dialogue created" in row.inner_text()
+    page.screenshot(path=str(shots / "imports.png"), full_page=True)

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_admin_writes_a_prompt_with_its_live_preview_and_invites_a_member(
-    signed_in, live_server, project, admin_alice, django_user_model
+    signed_in, live_server, project, admin_alice, django_user_model, shots
 ):
     make_dialogues(project)
     django_user_model.objects.create_user("carla")
@@ -26,6 +26,7 @@ def test_an_admin_writes_a_prompt_with_its_live_preview_and_invites_a_member(
     area.type("Which act? {labels}\n{utterance}")
     preview = page.locator("#preview-new")
     preview.get_by_text("Which act? inform, question").wait_for()
+    page.screenshot(path=str(shots / "task-settings.png"), full_page=True)
     assert (
         "Where is parcel" in preview.inner_text()
         or "It is in depot" in preview.inner_text()
@@ -38,4 +39,5 @@ def test_an_admin_writes_a_prompt_with_its_live_preview_and_invites_a_member(
     page.select_option("#invite-role", "lead")
     page.get_by_role("button", name="Invite").click()
     page.get_by_text("carla is now lead.").wait_for()
+    page.screenshot(path=str(shots / "members.png"), full_page=True)
     assert Membership.objects.get(user__username="carla").role == "lead"

@@ -29,7 +29,7 @@ TRANSCRIPT = "".join(
 
 
 def test_a_lead_runs_a_project_from_an_empty_install_to_an_export(
-    signed_in, live_server, django_user_model, tmp_path
+    signed_in, live_server, django_user_model, tmp_path, shots
 ):
     lead = django_user_model.objects.create_superuser("lead", "lead@example.org")
     django_user_model.objects.create_user("ann")
@@ -77,6 +77,7 @@ def test_a_lead_runs_a_project_from_an_empty_install_to_an_export(
     assert HumanLabel.objects.count() == 3
     # the lead browses what was labelled and exports it
     page.goto(live_server.url + "/projects/calls/")
+    page.screenshot(path=str(shots / "project.png"), full_page=True)
     page.get_by_role("link", name="Corpus").click()
     page.select_option("#f-human", "question")
     page.get_by_role("button", name="Filter").click()

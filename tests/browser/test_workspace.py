@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from annotate.models import Flag, HumanLabel, LabelRetraction, QueueItem
@@ -12,14 +9,6 @@ from tests.browser.conftest import make_dialogues
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 QUEUE = "/projects/support/tasks/act/queue/"
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Where screenshots go: docs/screenshots with `make screenshots`, else a temporary dir."""
-    path = Path(os.environ.get("PARLEY_SCREENSHOTS") or tmp_path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture
@@ -206,13 +195,16 @@ def test_flag_then_adjudicate(
     assert Flag.objects.get().resolved_by == lead_lena
 
 
-def test_w_shows_why_the_item_is_in_front(signed_in, live_server, act, annotator_ann):
+def test_w_shows_why_the_item_is_in_front(
+    signed_in, live_server, act, annotator_ann, shots
+):
     page = signed_in(annotator_ann)
     page.goto(live_server.url + QUEUE)
     why = page.locator("#current article.item section.why")
     assert why.is_hidden()
     page.keyboard.press("w")
     why.locator("li").first.wait_for()
+    page.screenshot(path=str(shots / "queue-why.png"), full_page=True)
     text = why.inner_text()
     assert text.startswith("Trust") and "The LLM" in text
     page.keyboard.press("w")
@@ -223,7 +215,7 @@ def test_w_shows_why_the_item_is_in_front(signed_in, live_server, act, annotator
 
 
 def test_an_older_answer_is_changed_from_the_history_page(
-    signed_in, live_server, act, annotator_ann
+    signed_in, live_server, act, annotator_ann, shots
 ):
     page = signed_in(annotator_ann)
     page.goto(live_server.url + QUEUE)
@@ -241,6 +233,7 @@ def test_an_older_answer_is_changed_from_the_history_page(
     row.locator("select").press("Tab")
     page.keyboard.press("Enter")
     page.get_by_text(f"Changed to “{other}”.").wait_for()
+    page.screenshot(path=str(shots / "history.png"), full_page=True)
     assert (
         f"(changed from {first.label.value})"
         in page.locator(

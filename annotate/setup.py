@@ -28,6 +28,7 @@ from .models import (
     Utterance,
 )
 from .prompts import prompt_messages
+from .templatetags.parley import COLOURS
 
 CREATE_PROJECT = "annotate.add_project"
 """The permission that lets a user create projects (superusers have it)."""
@@ -144,6 +145,49 @@ def member_set(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
+def project_update(request: HttpRequest, slug: str) -> HttpResponse:
+    project, _ = get_project_for_user(request.user, slug, roles=ADMINS)
+    try:
+        services.project_update(
+            project=project,
+            name=request.POST.get("name", ""),
+            description=request.POST.get("description", ""),
+        )
+    except ValueError as exc:
+        messages.error(request, f"Not saved: {exc}.")
+    else:
+        messages.success(request, "Project saved.")
+    return redirect(_members_url(slug))
+
+
+@login_required
+@require_POST
+def labels_update(request: HttpRequest, slug: str, task: str) -> HttpResponse:
+    """The labels' order, keys, descriptions and colours (one row per label)."""
+    _, _, label_task = get_task_for_user(request.user, slug, task, roles=ADMINS)
+    rows = [
+        {
+            "pk": pk,
+            "order": request.POST.get(f"order-{pk}", "0") or "0",
+            "key": request.POST.get(f"key-{pk}", ""),
+            "description": request.POST.get(f"description-{pk}", ""),
+            "colour": request.POST.get(f"colour-{pk}", ""),
+        }
+        for pk in label_task.labels.values_list("pk", flat=True)
+    ]
+    try:
+        if not all(str(r["order"]).isdigit() for r in rows):
+            raise ValueError("a label's place is a whole number")
+        services.labels_update(task=label_task, rows=rows)
+    except ValueError as exc:
+        messages.error(request, f"Labels not saved: {exc}.")
+    else:
+        messages.success(request, "Labels saved.")
+    return redirect(_task_url(slug, task))
+
+
+@login_required
+@require_POST
 def member_remove(request: HttpRequest, slug: str, user: int) -> HttpResponse:
     project, _ = get_project_for_user(request.user, slug, roles=ADMINS)
     membership = get_object_or_404(Membership, project=project, user_id=user)
@@ -168,6 +212,8 @@ def task(request: HttpRequest, slug: str, task: str) -> HttpResponse:
         "project": project,
         "task": label_task,
         "prompts": label_task.prompts.order_by("name"),
+        "labels": list(label_task.ordered_labels()),
+        "colours": list(enumerate(COLOURS)),
         "runs": runs,
         "failures": LlmFailure.objects.filter(task=label_task)
         .select_related("utterance")

@@ -138,6 +138,11 @@ class Label(models.Model):
         max_length=1, help_text="Keyboard key that picks this label."
     )
     order = models.PositiveIntegerField(default=0)
+    colour = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="A colour of the palette (0–7, static/annotate/app.css); none: by order.",
+    )
 
     class Meta:
         constraints: ClassVar = [

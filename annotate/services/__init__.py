@@ -49,10 +49,12 @@ from .projects import (
     label_task_add,
     label_task_create,
     label_task_update,
+    labels_update,
     membership_remove,
     membership_set,
     project_create,
     project_create_by,
+    project_update,
     prompt_save,
 )
 from .queue import (
@@ -94,6 +96,7 @@ __all__ = [
     "label_task_add",
     "label_task_create",
     "label_task_update",
+    "labels_update",
     "label_undo",
     "llm_failures_retry",
     "llm_run_execute",
@@ -105,6 +108,7 @@ __all__ = [
     "predictions_store",
     "project_create",
     "project_create_by",
+    "project_update",
     "prompt_save",
     "project_queue_sync",
     "prompt_messages",

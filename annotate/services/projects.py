@@ -29,6 +29,8 @@ LABEL_KEYS = "1234567890" + "".join(
     c for c in string.ascii_lowercase if c not in "sfugw"
 )
 """Default keyboard keys for labels, in order (the workspace's own keys left out)."""
+RESERVED_KEYS = ("s", "f", "u", "g", "w")
+"""The workspace's keys: skip, flag, undo, guidelines, why."""
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 """A project's short name or a task's name: they appear in URLs and import files."""
@@ -153,6 +155,47 @@ def _keep_an_admin(project: Project, user: User, *, leaving: bool) -> None:
             f"{user.get_username()} is the project's last admin: make another member "
             "admin first"
         )
+
+
+@transaction.atomic
+def project_update(*, project: Project, name: str, description: str) -> Project:
+    """A project's name and description (its short name stays: URLs and tokens use it)."""
+    if not name.strip():
+        raise ValueError("a project needs a name")
+    project.name, project.description = name.strip()[:200], description
+    project.save(update_fields=["name", "description"])
+    return project
+
+
+@transaction.atomic
+def labels_update(*, task: LabelTask, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each label's place, key, description and colour (rows: {"pk", "order", "key",
+    "description", "colour"}). Keys are single characters, distinct, none of the workspace's
+    own; a label's value stays (answers refer to it)."""
+    labels = {label.pk: label for label in task.labels.select_for_update()}
+    if {int(r["pk"]) for r in rows} != set(labels):
+        raise ValueError("give every label of the task once")
+    keys = [str(r["key"]).strip().lower() for r in rows]
+    if any(len(k) != 1 or k in RESERVED_KEYS or k.isspace() for k in keys):
+        raise ValueError(
+            f"a key is one character, not one of the workspace's ({', '.join(RESERVED_KEYS)})"
+        )
+    if len(set(keys)) != len(keys):
+        raise ValueError("two labels have the same key")
+    # Keys may swap places: park each on a private character first, so the (task, key)
+    # unique constraint never sees two labels with one key in between.
+    for n, label in enumerate(labels.values()):
+        label.key = chr(0xE000 + n)
+        label.save(update_fields=["key"])
+    ordered = sorted(rows, key=lambda r: (int(r["order"]), int(r["pk"])))
+    for position, row in enumerate(ordered):
+        label = labels[int(row["pk"])]
+        label.order = position
+        label.key = str(row["key"]).strip().lower()
+        label.description = str(row.get("description", ""))
+        colour = row.get("colour")
+        label.colour = None if colour in (None, "") else int(colour) % 8
+        label.save(update_fields=["order", "key", "description", "colour"])
 
 
 @transaction.atomic

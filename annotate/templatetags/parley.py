@@ -19,7 +19,8 @@ _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 @register.filter
 def markdown(text: str) -> SafeString:
     """Markdown (a task's guidelines) as HTML, safe to show: no raw HTML passes."""
-    return mark_safe(_markdown.render(text or ""))  # noqa: S308 - html disabled above
+    html: str = _markdown.render(text or "")
+    return mark_safe(html)  # noqa: S308 - raw HTML is off above
 
 
 def duration_text(seconds: float) -> str:
@@ -48,7 +49,14 @@ def duration(seconds: float | None) -> str:
     return "" if seconds is None else duration_text(seconds)
 
 
+COLOURS = ("blue", "orange", "green", "pink", "sky", "vermilion", "yellow", "grey")
+"""The palette's names, in the order of app.css's --label-0 … --label-7."""
+
+
 @register.filter
 def colour(label: object) -> int:
-    """The colour slot (0–7, app.css) of a label: its place in the task."""
-    return int(getattr(label, "order", 0) or 0) % 8
+    """The colour slot (0–7, app.css) of a label: the one chosen, else its place."""
+    chosen = getattr(label, "colour", None)
+    if chosen is not None:
+        return int(chosen) % len(COLOURS)
+    return int(getattr(label, "order", 0) or 0) % len(COLOURS)

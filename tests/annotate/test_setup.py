@@ -212,3 +212,50 @@ def test_guidelines_are_markdown_shown_safely(
     assert "<strong>question</strong>: asks" in html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert 'href="javascript:' not in html
+
+
+def test_labels_are_reordered_rekeyed_and_coloured(client, project, admin_alice):
+    task = project.tasks.get(name="act")
+    labels = list(task.ordered_labels())  # inform, question, directive, commissive: 1–4
+    client.force_login(admin_alice)
+    form = {}
+    for n, label in enumerate(labels):
+        form |= {
+            f"order-{label.pk}": str(3 - n),  # reversed
+            f"key-{label.pk}": str(4 - n),  # the keys swap places
+            f"description-{label.pk}": f"meaning {n}",
+            f"colour-{label.pk}": "5" if n == 0 else "",
+        }
+    page = client.post(f"{SETTINGS}labels", form, follow=True)
+    assert "Labels saved." in page.content.decode()
+    after = [(x.value, x.key, x.colour) for x in task.ordered_labels()]
+    assert after == [
+        ("commissive", "1", None),
+        ("directive", "2", None),
+        ("question", "3", None),
+        ("inform", "4", 5),
+    ]
+    keys = {f"key-{label.pk}": label.key for label in labels}
+    for change, error in (
+        ({f"key-{labels[0].pk}": "s"}, "workspace"),
+        ({f"key-{labels[0].pk}": keys[f"key-{labels[1].pk}"]}, "same key"),
+    ):
+        page = client.post(f"{SETTINGS}labels", {**form, **keys, **change}, follow=True)
+        assert (
+            "Labels not saved" in page.content.decode()
+            and error in page.content.decode()
+        )
+    assert [x.key for x in task.ordered_labels()] == ["1", "2", "3", "4"]
+
+
+def test_the_project_is_renamed_but_keeps_its_short_name(client, project, admin_alice):
+    client.force_login(admin_alice)
+    client.post(f"{MEMBERS}project", {"name": "Calls 2027", "description": "d"})
+    project.refresh_from_db()
+    assert (project.name, project.description, project.slug) == (
+        "Calls 2027",
+        "d",
+        "support",
+    )
+    empty = client.post(f"{MEMBERS}project", {"name": " "}, follow=True)
+    assert "a project needs a name" in empty.content.decode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -213,6 +214,7 @@ def task(request: HttpRequest, slug: str, task: str) -> HttpResponse:
         "task": label_task,
         "prompts": label_task.prompts.order_by("name"),
         "labels": list(label_task.ordered_labels()),
+        "default_overlap": settings.PARLEY_OVERLAP_FRACTION,
         "colours": list(enumerate(COLOURS)),
         "runs": runs,
         "failures": LlmFailure.objects.filter(task=label_task)
@@ -230,6 +232,7 @@ def task_update(request: HttpRequest, slug: str, task: str) -> HttpResponse:
     _, _, label_task = get_task_for_user(request.user, slug, task, roles=ADMINS)
     try:
         tolerance = float(request.POST.get("budget_tolerance", "1") or 1)
+        overlap = request.POST.get("overlap_fraction", "").strip()
         services.label_task_update(
             task=label_task,
             title=request.POST.get("title", "").strip()[:200],
@@ -237,6 +240,7 @@ def task_update(request: HttpRequest, slug: str, task: str) -> HttpResponse:
             hide_suggestion=request.POST.get("hide_suggestion") == "on",
             budget_mode=request.POST.get("budget_mode") == "on",
             budget_tolerance=tolerance,
+            overlap_fraction=float(overlap) if overlap else None,
         )
     except ValueError as exc:
         messages.error(request, f"Not saved: {exc}.")

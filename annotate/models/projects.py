@@ -100,6 +100,12 @@ class LabelTask(models.Model):
         default=False,
         help_text="Hide the LLM suggestion from annotators (avoids anchoring).",
     )
+    overlap_fraction = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Share of new items drawn for a second annotator (agreement); none: the "
+        "PARLEY_OVERLAP_FRACTION setting.",
+    )
     budget_mode = models.BooleanField(
         default=False,
         help_text="LLM budget mode: where the active student is confident enough, its answer "
@@ -122,6 +128,12 @@ class LabelTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug}/{self.name}"
+
+    def overlap(self) -> float:
+        """The share of new items that go to two annotators."""
+        if self.overlap_fraction is not None:
+            return self.overlap_fraction
+        return float(settings.PARLEY_OVERLAP_FRACTION)
 
     def ordered_labels(self) -> QuerySet[Label]:
         """The task's labels in display order: the order of every probability vector."""

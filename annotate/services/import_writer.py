@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from ..models import (
     Dialogue,
     HumanLabel,
     Label,
+    LabelTask,
     LlmLabel,
     Project,
     QueueItem,
@@ -351,9 +351,13 @@ class ImportWriter:
         Each item gets the heuristic trust of its soft label (0 without one: nothing to trust),
         the overlap draw, and the answers of the human labels the file brought.
         """
-        fraction = settings.PARLEY_OVERLAP_FRACTION
+        overlap = {
+            task.pk: task.overlap()
+            for task in LabelTask.objects.filter(pk__in=self.task_ids.values())
+        }
         rows: list[tuple[Any, ...]] = []
         for task_id in self.task_ids.values():
+            fraction = overlap[task_id]
             known = [pk for pk in utterance_ids if (pk, task_id) in self.soft_of]
             trusts = dict.fromkeys(utterance_ids, 0.0)
             if known:

@@ -207,10 +207,15 @@ def label_task_update(
     hide_suggestion: bool,
     budget_mode: bool,
     budget_tolerance: float,
+    overlap_fraction: float | None = None,
 ) -> LabelTask:
-    """A task's settings (its labels and name are fixed once answers refer to them)."""
+    """A task's settings (its name and label values are fixed once answers refer to them).
+    The overlap applies to items created from now on."""
     if not 0.0 <= budget_tolerance <= 100.0:
         raise ValueError("the budget tolerance is in accuracy points, 0 to 100")
+    if overlap_fraction is not None and not 0.0 <= overlap_fraction <= 1.0:
+        raise ValueError("the overlap is a share of the items, 0 to 1")
+    task.overlap_fraction = overlap_fraction
     task.title, task.guidelines = title, guidelines
     task.hide_suggestion, task.budget_mode = hide_suggestion, budget_mode
     task.budget_tolerance = budget_tolerance
@@ -221,6 +226,7 @@ def label_task_update(
             "hide_suggestion",
             "budget_mode",
             "budget_tolerance",
+            "overlap_fraction",
         ]
     )
     return task

@@ -50,7 +50,7 @@ def queue_sync(*, task: LabelTask) -> int:
     student have their heuristic trust refreshed (new LLM answers change it). Returns the
     number of items created.
     """
-    fraction = settings.PARLEY_OVERLAP_FRACTION
+    fraction = task.overlap()
     known = set(
         QueueItem.objects.filter(task=task).values_list("utterance_id", flat=True)
     )

@@ -259,3 +259,24 @@ def test_the_project_is_renamed_but_keeps_its_short_name(client, project, admin_
     )
     empty = client.post(f"{MEMBERS}project", {"name": " "}, follow=True)
     assert "a project needs a name" in empty.content.decode()
+
+
+def test_a_tasks_overlap_applies_to_the_items_created_from_then(
+    client, project, admin_alice, import_bytes, settings
+):
+    from annotate.models import QueueItem
+
+    settings.PARLEY_OVERLAP_FRACTION = 0.0
+    client.force_login(admin_alice)
+    client.post(f"{SETTINGS}update", {"overlap_fraction": "1", "budget_tolerance": "1"})
+    task = project.tasks.get(name="act")
+    assert task.overlap_fraction == 1.0
+    import_bytes(jsonl(dialogue("d1", n_turns=3)))
+    required = QueueItem.objects.filter(utterance__dialogue__external_id="d1")
+    assert set(required.filter(task=task).values_list("required", flat=True)) == {2}
+    assert set(required.exclude(task=task).values_list("required", flat=True)) == {1}
+    bad = client.post(f"{SETTINGS}update", {"overlap_fraction": "2"}, follow=True)
+    assert "the overlap is a share" in bad.content.decode()
+    client.post(f"{SETTINGS}update", {"overlap_fraction": "", "budget_tolerance": "1"})
+    task.refresh_from_db()
+    assert task.overlap_fraction is None and task.overlap() == 0.0

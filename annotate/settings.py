@@ -331,7 +331,8 @@ PARLEY_UNDO_GRACE_S = envint("PARLEY_UNDO_GRACE_S", 120)
 # Turns of the dialogue shown around the utterance to label (the rest behind "show all").
 PARLEY_QUEUE_CONTEXT_BEFORE = envint("PARLEY_QUEUE_CONTEXT_BEFORE", 20)
 PARLEY_QUEUE_CONTEXT_AFTER = envint("PARLEY_QUEUE_CONTEXT_AFTER", 5)
-PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)  # a task may set its own
+# Share of new items answered by two annotators (a task's Settings page may set its own).
+PARLEY_OVERLAP_FRACTION = envfloat("PARLEY_OVERLAP_FRACTION", 0.1)
 PARLEY_RETRAIN_EVERY = envint("PARLEY_RETRAIN_EVERY", 50, minimum=1)
 PARLEY_TRUST_MIN_HUMAN = envint("PARLEY_TRUST_MIN_HUMAN", 50, minimum=2)
 PARLEY_TRUST_FOLDS = envint("PARLEY_TRUST_FOLDS", 2, minimum=2)

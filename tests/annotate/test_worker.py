@@ -6,6 +6,7 @@ default (SQLite and kombu's filesystem broker, no server at all).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -188,3 +189,70 @@ def test_a_term_to_the_workers_process_group_stops_it_cleanly(tmp_path):
             os.killpg(worker.pid, signal.SIGKILL)
     text = log.read_text()
     assert "exited with 'signal 15" not in text and "ERROR" not in text, text
+
+
+def test_a_pool_child_does_not_outlive_a_killed_worker(tmp_path):
+    """Out of the worker's process group, a pool child busy with a task must still end
+    with its parent."""
+    import signal
+
+    env = embedded_env(tmp_path / "var")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "annotate",
+            "worker",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--include",
+            "tests.worker_tasks",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: b"ready." in log.read_bytes(), timeout=60, what="worker ready")
+        # a task that is still running when the worker is killed
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from annotate.celery import app; app.send_task('tests.sleep', args=[60])",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        wait_for(
+            lambda: (
+                b"tests.sleep" in log.read_bytes() and b"received" in log.read_bytes()
+            ),
+            timeout=30,
+            what="the task received",
+        )
+        children = subprocess.run(
+            ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert children
+        worker.kill()  # SIGKILL: no shutdown at all
+        worker.wait(timeout=10)
+
+        def gone() -> bool:
+            return all(not os.path.exists(f"/proc/{pid}") for pid in children)
+
+        wait_for(gone, timeout=10, what="the pool child's exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)

@@ -9,12 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
 from .access import get_task_for_user
+from .models import HumanLabel
 
 HISTORY_LENGTH = 50
 
@@ -41,7 +42,9 @@ def history_change(
     request: HttpRequest, slug: str, task: str, label: int
 ) -> HttpResponse:
     """Change one answer; back to the history page with what happened."""
-    get_task_for_user(request.user, slug, task)
+    _, _, label_task = get_task_for_user(request.user, slug, task)
+    # the answer is looked up through the URL's task: another task's id is a 404
+    get_object_or_404(HumanLabel, pk=label, task=label_task)
     chosen = request.POST.get("label", "")
     try:
         changed = services.label_change(

@@ -104,3 +104,16 @@ def test_the_page_changes_an_answer_and_the_lead_sees_it(
     client.force_login(lead_lena)
     review = client.get("/projects/support/tasks/act/review/").content.decode()
     assert "(changed from question," in review
+
+
+def test_an_answer_is_changed_only_through_its_own_tasks_url(
+    client, act, project, annotator_ann
+):
+    old = answer(act, annotator_ann, 0, "question")
+    client.force_login(annotator_ann)
+    other = project.tasks.exclude(pk=act.pk).get().name
+    response = client.post(
+        f"/projects/support/tasks/{other}/history/{old.pk}/change", {"label": "inform"}
+    )
+    assert response.status_code == 404
+    assert not HumanLabel.objects.filter(replaces=old).exists()

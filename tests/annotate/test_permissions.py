@@ -105,7 +105,7 @@ SUCCESS = {
     "retrain": 302,
     "student-export": 404,
     "queue-why": 404,
-    "history-change": 302,
+    "history-change": 404,
     "corpus-requeue": 404,
     "corpus-dialogue": 404,
     "import-status": 404,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -151,37 +152,36 @@ def test_the_embedded_default_runs_an_import_through_a_worker(tmp_path):
     assert out == "succeeded 5 10", (tmp_path / "worker.log").read_text()[-3000:]
 
 
-def test_a_term_to_the_workers_process_group_stops_it_cleanly(tmp_path):
-    """`make run` stops its processes as honcho does: SIGTERM to each process group. The
-    prefork worker shuts down warm, with no ERROR for its pool children."""
-    import signal
-
+def _prefork_worker(
+    tmp_path, *options: str
+) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
+    """A prefork worker on the embedded defaults, leading its own process group (as honcho
+    starts it), ready; its process, log and environment."""
     env = embedded_env(tmp_path / "var")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
     )
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "annotate",
-            "worker",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-        ],
+        [sys.executable, "-m", "celery", "-A", "annotate", "worker"]
+        + ["--loglevel", "INFO", *options],
         cwd=ROOT,
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    wait_for(lambda: b"ready." in log.read_bytes(), timeout=60, what="worker ready")
+    return worker, log, env
+
+
+def test_a_term_to_the_workers_process_group_stops_it_cleanly(tmp_path):
+    """`make run` stops its processes as honcho does: SIGTERM to each process group. The
+    prefork worker shuts down warm, with no ERROR for its pool children."""
+    import signal
+
+    worker, log, _ = _prefork_worker(tmp_path, "--concurrency", "2")
     try:
-        wait_for(lambda: b"ready." in log.read_bytes(), timeout=60, what="worker ready")
         os.killpg(worker.pid, signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
     finally:
@@ -196,34 +196,10 @@ def test_a_pool_child_does_not_outlive_a_killed_worker(tmp_path):
     with its parent."""
     import signal
 
-    env = embedded_env(tmp_path / "var")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
-    )
-    log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "annotate",
-            "worker",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--include",
-            "tests.worker_tasks",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    worker, log, env = _prefork_worker(
+        tmp_path, "--concurrency", "1", "--include", "tests.worker_tasks"
     )
     try:
-        wait_for(lambda: b"ready." in log.read_bytes(), timeout=60, what="worker ready")
         # a task that is still running when the worker is killed
         subprocess.run(
             [

@@ -14,14 +14,13 @@ for a filtered page at 500,000 utterances.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import tempfile
 import time
 
 from bench.common import ADMIN_URL, django_ready, percentile, scratch_database
-from bench.dashboard import build
+from bench.dashboard import build, large_project_env
 
 
 def main() -> None:
@@ -39,19 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="parley-cbench-")
     with scratch_database(args.database_url, "parley_cbench") as url:
-        django_ready(
-            {
-                "DATABASE_URL": url,
-                "DJANGO_SETTINGS_MODULE": "annotate.settings",
-                "DJANGO_DEBUG": "false",
-                "DJANGO_SECRET_KEY": "bench-only-secret",
-                "DJANGO_HTTPS": "false",
-                "PARLEY_DATA_DIR": data_dir,
-                "DJANGO_ALLOWED_HOSTS": "testserver",
-                "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
-                "DJANGO_LOG_LEVEL": "WARNING",
-            }
-        )
+        django_ready(large_project_env(url, data_dir))
         measure(args, data_dir)
 
 

@@ -176,20 +176,24 @@ def main() -> None:
 
     data_dir = tempfile.mkdtemp(prefix="parley-dbench-")
     with scratch_database(args.database_url, "parley_dbench") as url:
-        django_ready(
-            {
-                "DATABASE_URL": url,
-                "DJANGO_SETTINGS_MODULE": "annotate.settings",
-                "DJANGO_DEBUG": "false",
-                "DJANGO_SECRET_KEY": "bench-only-secret",
-                "DJANGO_HTTPS": "false",
-                "PARLEY_DATA_DIR": data_dir,
-                "DJANGO_ALLOWED_HOSTS": "testserver",
-                "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
-                "DJANGO_LOG_LEVEL": "WARNING",
-            }
-        )
+        django_ready(large_project_env(url, data_dir))
         measure(args, data_dir)
+
+
+def large_project_env(database_url: str, data_dir: str) -> dict[str, str]:
+    """The settings of a benchmark that builds a large project (`build`) and times
+    requests through the Django test client."""
+    return {
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "annotate.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "bench-only-secret",
+        "DJANGO_HTTPS": "false",
+        "PARLEY_DATA_DIR": data_dir,
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
 
 
 def measure(args: argparse.Namespace, data_dir: str) -> None:

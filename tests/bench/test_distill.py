@@ -12,9 +12,14 @@ from bench import distill
 
 def test_a_verbalised_emotion_answer_becomes_a_sentiment_distribution():
     dist = dd.llm_distribution("sentiment", "happiness", 0.7)
-    # happiness 0.7 + surprise 0.05 → positive; 4 negative emotions × 0.05; neutral 0.05
+    # happiness → positive at 0.7; the rest shared by the other two sentiments alike (not
+    # by emotions, which would give "negative", four emotions, twice "positive"'s share)
     assert dict(zip(dd.LABELS["sentiment"], dist, strict=True)) == pytest.approx(
-        {"neutral": 0.05, "positive": 0.75, "negative": 0.2}
+        {"neutral": 0.15, "positive": 0.7, "negative": 0.15}
+    )
+    dist = dd.llm_distribution("sentiment", "no_emotion", 0.6)
+    assert dict(zip(dd.LABELS["sentiment"], dist, strict=True)) == pytest.approx(
+        {"neutral": 0.6, "positive": 0.2, "negative": 0.2}
     )
     assert dd.llm_distribution("act", "question", 0.7) == pytest.approx(
         [0.1, 0.7, 0.1, 0.1]

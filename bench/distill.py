@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, help="write every run and the summary as JSON")
     p.add_argument(
+        "--tag",
+        default="",
+        help="names the setting in the table (e.g. 'λkd=0.3'): rows are objective [tag]",
+    )
+    p.add_argument(
         "--limit-dialogues",
         type=int,
         default=0,
@@ -103,10 +108,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--trim", type=float, default=d.pref.trim, help="pref small-loss trimming ρ"
     )
     t.add_argument(
-        "--hinge",
-        action=argparse.BooleanOptionalAction,
-        default=d.pref.hinge,
-        help="pref: hinge (default) or softplus (--no-hinge)",
+        "--form",
+        default=d.pref.form,
+        choices=loss.FORMS,
+        help="pref pair term: hinge (default), softplus or mse (margin-MSE)",
+    )
+    t.add_argument(
+        "--ties",
+        default=d.pref.ties,
+        choices=loss.TIES,
+        help="pref near-tie pairs (Δ ≤ τ): drop (default) or kd (margin-MSE)",
+    )
+    t.add_argument(
+        "--logit-adjust",
+        type=float,
+        default=d.logit_adjust,
+        help="τ of the logit-adjusted loss (0: off)",
     )
     t.add_argument(
         "--unweighted", action="store_true", help="pref without the a_i·a_j weights"
@@ -141,11 +158,13 @@ def training_config(
             gamma=args.gamma,
             tau=args.tau,
             window=args.window,
-            hinge=args.hinge,
+            form=args.form,
+            ties=args.ties,
             trim=args.trim,
             weighted=not args.unweighted,
             cross_dialogue=args.cross_dialogue,
         ),
+        logit_adjust=args.logit_adjust,
         two_stage=args.two_stage,
         stage2_epochs=args.stage2_epochs,
         precision=args.precision,
@@ -177,16 +196,17 @@ def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "\n| task | objective | human F | accuracy | macro-F1 | ECE | train s | seeds |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    keys = list(dict.fromkeys((r["human_fraction"], r["objective"]) for r in runs))
+    keys = list(dict.fromkeys((r["human_fraction"], setting_of(r)) for r in runs))
     summary = []
-    for fraction, objective in keys:
+    for fraction, setting in keys:
         rows = [
             r
             for r in runs
-            if (r["human_fraction"], r["objective"]) == (fraction, objective)
+            if (r["human_fraction"], setting_of(r)) == (fraction, setting)
         ]
         row: dict[str, Any] = {
-            "objective": objective,
+            "objective": rows[0]["objective"],
+            "setting": setting,
             "human_fraction": fraction,
             "seeds": sorted(r["seed"] for r in rows),
         }
@@ -199,23 +219,28 @@ def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"{key}_std"] = statistics.stdev(column) if len(column) > 1 else 0.0
         summary.append(row)
         print(
-            f"| {task} | {objective} | {fraction:g} | {mean_std(values['accuracy'])} | "
+            f"| {task} | {setting} | {fraction:g} | {mean_std(values['accuracy'])} | "
             f"{mean_std(values['macro_f1'])} | {mean_std(values['ece'])} | "
             f"{row['train_seconds']:.0f} | {len(rows)} |"
         )
     return summary
 
 
+def setting_of(run: dict[str, Any]) -> str:
+    """The row a run belongs to: its objective, and its tag where it has one."""
+    return str(run.get("setting") or run["objective"])
+
+
 def merge(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
     """Summarise the runs of several `--out` files (one table per task), e.g. the seeds of one
-    table run as separate processes with `--first-seed`. Runs of one (task, objective, F, seed)
+    table run as separate processes with `--first-seed`. Runs of one (task, setting, F, seed)
     that appear twice are an error: they would count twice in the mean."""
     by_task: dict[str, list[dict[str, Any]]] = {}
     seen: dict[tuple[Any, ...], Path] = {}
     for path in paths:
         report = json.loads(path.read_text())
         for run in report["runs"]:
-            key = (report["task"], run["objective"], run["human_fraction"], run["seed"])
+            key = (report["task"], setting_of(run), run["human_fraction"], run["seed"])
             if key in seen:
                 raise SystemExit(f"{path}: run {key} is also in {seen[key]}")
             seen[key] = path
@@ -226,6 +251,7 @@ def merge(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
             key=lambda r: (
                 r["human_fraction"],
                 OBJECTIVES.index(r["objective"]),
+                setting_of(r),
                 r["seed"],
             )
         )
@@ -281,6 +307,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runs.append(
                     {
                         "objective": objective,
+                        "setting": f"{objective} [{args.tag}]"
+                        if args.tag
+                        else objective,
                         "human_fraction": fraction,
                         "seed": seed,
                         "accuracy": metrics.accuracy,
@@ -295,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     }
                 )
                 print(
-                    f"  run {objective} F={fraction} seed={seed}: acc {metrics.accuracy:.4f} "
+                    f"  run {runs[-1]['setting']} F={fraction} seed={seed}: acc {metrics.accuracy:.4f} "
                     f"F1 {metrics.macro_f1:.4f} ECE {metrics.ece:.4f} "
                     f"({result.seconds:.0f} s, {result.utterances_seen / result.seconds:.1f} utterances/s "
                     f"over {result.utterances_seen} seen, best epoch {result.best_epoch})",

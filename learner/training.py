@@ -58,6 +58,10 @@ class TrainingConfig:
     pref: loss.PrefOptions = field(default_factory=loss.PrefOptions)
     trim_after: int = 1
     """Epochs of warm-up before small-loss trimming starts (`pref.trim`)."""
+    logit_adjust: float = 0.0
+    """τ of the logit-adjusted loss (Menon et al., ICLR 2021): every term is computed on
+    z + τ·log π, π the class prior of the training targets, and the student predicts with z,
+    so a class the teacher over-calls is not learnt as a prior (0: off; issue 17)."""
     two_stage: bool = False
     """Stage 1 on LLM labels only, then `stage2_epochs` of cross-entropy on the human labels."""
     stage2_epochs: int = 2
@@ -180,6 +184,11 @@ def train(
     else:
         stages.append((config.objective, config.epochs, train_set, True))
 
+    adjust = (
+        config.logit_adjust * class_prior(train_set, n_classes).log().to(device)
+        if config.logit_adjust
+        else None
+    )
     val_gold = _validation_gold(val_set, config.min_val_human)
     total_steps = sum(
         epochs * math.ceil(len(data) / config.batch_size)
@@ -205,6 +214,8 @@ def train(
                     enabled=config.precision == "bf16",
                 ):
                     logits = student(**student.encode(batch)).float()
+                if adjust is not None:
+                    logits = logits + adjust
                 value = objective_loss(
                     objective, logits, t, config, epoch=epoch, human_term=use_human
                 )
@@ -274,6 +285,14 @@ def train(
         utterances_seen=seen,
         best_epoch=best_epoch,
     )
+
+
+def class_prior(examples: Sequence[Example], n_classes: int) -> torch.Tensor:
+    """(C,) the mean training target: the soft labels, a human label's one-hot in its place;
+    floored so that the log of a class no target names stays finite."""
+    prior = targets(list(examples), n_classes).soft.mean(dim=0)
+    prior = prior.clamp_min(1e-3)
+    return prior / prior.sum()
 
 
 def _optimizer(

@@ -153,3 +153,50 @@ def test_seeds_split_over_processes_merge_into_the_same_table(
         distill.main(
             ["--merge", str(tmp_path / "seed0.json"), str(tmp_path / "whole.json")]
         )
+
+
+def test_tagged_settings_of_one_objective_are_rows_of_their_own(
+    files, tiny_backbone, tmp_path, capsys
+):
+    pool, labels = files
+    common = [
+        "--train",
+        str(pool),
+        "--llm-labels",
+        str(labels),
+        "--eval",
+        str(pool),
+        "--task",
+        "act",
+        "--objective",
+        "pref",
+        "--seeds",
+        "1",
+        "--backbone",
+        tiny_backbone,
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    distill.main([*common, "--out", str(tmp_path / "default.json")])
+    distill.main(
+        [
+            *common,
+            *("--kd-weight", "0.3", "--form", "mse", "--ties", "kd"),
+            *("--logit-adjust", "1", "--tag", "λkd=0.3 mse"),
+            *("--out", str(tmp_path / "variant.json")),
+        ]
+    )
+    capsys.readouterr()
+    merged = distill.main(
+        ["--merge", str(tmp_path / "default.json"), str(tmp_path / "variant.json")]
+    )
+    printed = capsys.readouterr().out
+    assert [row["setting"] for row in merged["tables"]["act"]] == [
+        "pref",
+        "pref [λkd=0.3 mse]",
+    ]
+    assert "| act | pref [λkd=0.3 mse] | 0 |" in printed
+    saved = json.loads((tmp_path / "variant.json").read_text())
+    assert saved["training"]["form"] == "mse" and saved["training"]["ties"] == "kd"

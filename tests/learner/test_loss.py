@@ -119,14 +119,16 @@ def test_pref_matches_the_formula_on_one_pair():
     gap1 = math.log(0.5) - math.log(0.4)  # s_1(1) − s_0(1)
     softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
     expected = (softplus(gamma * 0.7 - gap0) + softplus(gamma * 0.7 - gap1)) / 2
-    assert _pref(z, soft, gamma=gamma, tau=0.1, hinge=False).item() == pytest.approx(
-        expected, rel=1e-5
-    )
+    assert _pref(
+        z, soft, gamma=gamma, tau=0.1, form="softplus"
+    ).item() == pytest.approx(expected, rel=1e-5)
     hinged = (max(0.0, gamma * 0.7 - gap0) + max(0.0, gamma * 0.7 - gap1)) / 2
     assert _pref(z, soft, gamma=gamma, tau=0.1).item() == pytest.approx(
         hinged, rel=1e-5
     )
-    assert PrefOptions().hinge  # the default since it won on dev (docs/distillation.md)
+    assert (
+        PrefOptions().form == "hinge"
+    )  # the default since it won on dev (docs/distillation.md)
 
 
 def test_pref_hinge_is_zero_when_every_gap_exceeds_its_margin():
@@ -134,21 +136,23 @@ def test_pref_hinge_is_zero_when_every_gap_exceeds_its_margin():
     z = torch.tensor(
         [[5.0, -5.0], [-5.0, 5.0]], requires_grad=True
     )  # gaps ≈ 10 ≫ γΔ = 0.7
-    value = _pref(z, soft, hinge=True, gamma=1.0)
+    value = _pref(z, soft, form="hinge", gamma=1.0)
     assert value.item() == 0.0
     value.backward()
     assert z.grad.abs().max().item() == 0.0
-    assert 0 < _pref(z, soft, hinge=False).item() < 1e-3  # softplus only tends to zero
+    assert (
+        0 < _pref(z, soft, form="softplus").item() < 1e-3
+    )  # softplus only tends to zero
 
 
-@pytest.mark.parametrize("hinge", [False, True])
-def test_pref_grows_with_the_llm_preference_gap(hinge):
+@pytest.mark.parametrize("form", ["softplus", "hinge", "mse"])
+def test_pref_grows_with_the_llm_preference_gap(form):
     z = logits_for([[0.5, 0.5], [0.5, 0.5]])  # the student has no preference yet
     values = [
         _pref(
             z,
             torch.tensor([[0.5 + d / 2, 0.5 - d / 2], [0.5 - d / 2, 0.5 + d / 2]]),
-            hinge=hinge,
+            form=form,
             tau=0.05,
         ).item()
         for d in (0.2, 0.5, 0.9)
@@ -167,7 +171,7 @@ def test_pairs_under_tau_contribute_nothing():
         torch.nn.functional.softplus((soft[i, c] - soft[j, c]) - (s[i, c] - s[j, c]))
         for i, j, c in kept
     ]
-    assert _pref(z, soft, tau=0.1, hinge=False).item() == pytest.approx(
+    assert _pref(z, soft, tau=0.1, form="softplus").item() == pytest.approx(
         sum(terms).item() / 4, rel=1e-6
     )
     assert _pref(z, soft, tau=0.95).item() == 0.0  # τ above every Δ: nothing is left
@@ -180,6 +184,62 @@ def test_a_near_tie_pair_has_no_gradient_through_it():
     value.backward()
     assert value.item() == 0.0
     assert z.grad.abs().max().item() == 0.0
+
+
+def test_the_margin_mse_regresses_the_student_gap_on_the_teacher_gap():
+    soft = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    z = logits_for([[0.6, 0.4], [0.5, 0.5]])
+    s = torch.log_softmax(z, dim=-1)
+    # kept pairs: (0, 1) on class 0 and (1, 0) on class 1, Δ = 0.7 each
+    terms = [
+        (s[0, 0] - s[1, 0] - 2.0 * math.log(0.9 / 0.2)) ** 2,
+        (s[1, 1] - s[0, 1] - 2.0 * math.log(0.8 / 0.1)) ** 2,
+    ]
+    assert _pref(z, soft, form="mse", gamma=2.0).item() == pytest.approx(
+        sum(terms).item() / 2, rel=1e-5
+    )
+    # zero, with no gradient, where the student's log-probabilities are the teacher's
+    z = soft.log().clone().requires_grad_(True)
+    value = _pref(z, soft, form="mse")
+    value.backward()
+    assert value.item() == pytest.approx(0.0, abs=1e-10)
+    assert z.grad.abs().max().item() < 1e-6
+    # a human one-hot asks for a gap of log(1 / MSE_FLOOR), not of log(1 / EPS)
+    one_hot = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z = torch.tensor(
+        [[math.log(1 / loss.MSE_FLOOR), 0.0], [0.0, math.log(1 / loss.MSE_FLOOR)]]
+    )
+    assert _pref(z, one_hot, form="mse").item() < 1e-4
+
+
+def test_near_ties_routed_to_kd_are_distilled_not_dropped():
+    soft = torch.tensor([[0.80, 0.20], [0.75, 0.25]])  # Δ = 0.05 ≤ τ on both classes
+    z = torch.zeros(2, 2, requires_grad=True)  # the student has no preference
+    assert _pref(z, soft, tau=0.1).item() == 0.0  # dropped by default
+    value = _pref(z, soft, tau=0.1, ties="kd")
+    s = torch.log_softmax(z.detach(), dim=-1)
+    t = soft.log()
+    # ordered pairs with 0 ≤ Δ ≤ τ: (0, 1) on class 0, (1, 0) on class 1
+    expected = (
+        (s[0, 0] - s[1, 0] - (t[0, 0] - t[1, 0])) ** 2
+        + (s[1, 1] - s[0, 1] - (t[1, 1] - t[0, 1])) ** 2
+    ) / 2
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    value.backward()
+    assert z.grad.abs().max().item() > 0  # the weak preference is learnt
+    # and the ranking pairs keep their own term beside it
+    soft3 = torch.tensor([[0.80, 0.20], [0.75, 0.25], [0.10, 0.90]])
+    z3 = torch.randn(3, 2)
+    assert (
+        _pref(z3, soft3, tau=0.1, ties="kd").item() > _pref(z3, soft3, tau=0.1).item()
+    )
+
+
+def test_unknown_pref_forms_are_refused():
+    with pytest.raises(ValueError, match="form"):
+        PrefOptions(form="squared")
+    with pytest.raises(ValueError, match="ties"):
+        PrefOptions(ties="keep")
 
 
 def test_pairs_are_drawn_inside_a_dialogue_unless_crossing_is_asked_for():

@@ -179,3 +179,34 @@ def test_bf16_autocast_trains_too(tiny_config, toy_dialogues):
     assert probabilities.dtype == torch.float32 and torch.isfinite(probabilities).all()
     with pytest.raises(ValueError, match="precision"):
         TrainingConfig(precision="fp8")
+
+
+def test_the_class_prior_is_the_mean_target_with_human_labels_in_place():
+    from dataclasses import replace
+
+    from learner.training import class_prior
+
+    examples = [
+        Example("d0", 0, "A", "a", llm=((0.8, 0.2),)),
+        Example("d0", 1, "B", "b", llm=((0.6, 0.4),)),
+        replace(Example("d1", 0, "A", "c", llm=((0.9, 0.1),)), human=1),
+        Example("d1", 1, "B", "d", llm=((1.0, 0.0),)),
+    ]
+    assert class_prior(examples, 2).tolist() == pytest.approx([0.6, 0.4])
+    # a class no target names gets a floor, so that its log stays finite
+    assert class_prior(examples[3:], 2)[1].item() == pytest.approx(1e-3, rel=1e-2)
+
+
+def test_logit_adjustment_lowers_the_prior_of_the_class_the_teacher_calls_most(
+    tiny_config, toy_dialogues
+):
+    # three questions to one answer per dialogue: the targets' prior favours class 0
+    skewed = [ex for ex in toy_dialogues if ex.position % 2 == 0 or ex.position == 1]
+    plain = train(skewed, tiny_config, quick(val_fraction=0)).student
+    adjusted = train(
+        skewed, tiny_config, quick(val_fraction=0, logit_adjust=1.0)
+    ).student
+    assert (
+        predict_proba(adjusted, skewed)[:, 0].mean()
+        < predict_proba(plain, skewed)[:, 0].mean()
+    )

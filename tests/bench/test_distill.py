@@ -200,3 +200,22 @@ def test_tagged_settings_of_one_objective_are_rows_of_their_own(
     assert "| act | pref [λkd=0.3 mse] | 0 |" in printed
     saved = json.loads((tmp_path / "variant.json").read_text())
     assert saved["training"]["form"] == "mse" and saved["training"]["ties"] == "kd"
+
+
+def test_the_sweep_runs_only_what_has_no_result_yet(tmp_path, capsys):
+    from bench import distill_sweep
+
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--only", "q1", "--list"]
+    )
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "# 6 runs left"  # λ_kd 0, 0.1, 0.3 × 2 seeds
+    assert "act kd0.3 F=0 seed 1" in listed
+    (tmp_path / "act-kd0.3-F0-s1.json").write_text("{}")
+    (tmp_path / "act-kd0-F0-s0.part").write_text("")  # a run cut off counts as not run
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--only", "q1", "--list"]
+    )
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "# 5 runs left"
+    assert "act kd0.3 F=0 seed 1" not in listed and "act kd0 F=0 seed 0" in listed

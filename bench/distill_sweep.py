@@ -1,0 +1,153 @@
+"""Issue 17's sweep of the preference loss on dev: every setting, resumable over sessions.
+
+    python -m bench.distill_sweep --data ../shared/data/dailydialog --out-dir bench/out/sweep \\
+        [--task act sentiment] [--seeds 2] [--jobs 2] [--only q1 q2 ...] [--list]
+    python -m bench.distill_sweep --out-dir bench/out/sweep --table
+
+Each (task, setting, human fraction F, seed) is one `bench.distill` process (one thread,
+`--jobs` at a time) writing `OUT_DIR/<task>-<setting>-F<F>-s<seed>.json`; a run whose file
+exists is not run again, so a sweep split over sessions goes on where it stopped (a run cut
+off leaves no file). `--table` merges every file into one table per task (`--merge`).
+
+Every run trains on the pool's LLM labels (+ F of its gold labels as human labels) and is
+scored on `dev.jsonl`: the product's student (MiniLM-L6, one previous turn, 3 epochs) with
+bf16 autocast (docs/distillation.md: the same accuracy as fp32 here, twice as fast), no
+early-stopping split. The settings are the issue's questions (`SETTINGS`); the γ of q1b is
+taken at the λ_kd that won q1a on both tasks' mean (`--q1-kd` once it is known).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    question: str
+    objective: str
+    args: tuple[str, ...] = ()
+    fractions: tuple[float, ...] = (0.0,)
+
+
+def settings(q1_kd: str) -> list[Setting]:
+    """The settings of issue 17, by question."""
+    kd = ("--kd-weight", q1_kd)
+    return [
+        # baselines (the sentiment LLM labels changed with the emotion→sentiment fix)
+        Setting("ce", "base", "ce", fractions=(0.0, 0.05, 0.2)),
+        Setting("kd", "base", "kd", fractions=(0.0, 0.05, 0.2)),
+        Setting("llmr", "base", "llmr"),
+        Setting("pref", "base", "pref", fractions=(0.0, 0.05, 0.2)),
+        # q1: does KD drown the ranking? λ_kd at γ = 1, then γ at the best λ_kd
+        *(
+            Setting(f"kd{w}", "q1", "pref", ("--kd-weight", w))
+            for w in ("0", "0.1", "0.3")
+        ),
+        *(
+            Setting(f"kd{q1_kd}-g{g}", "q1b", "pref", (*kd, "--gamma", g))
+            for g in ("0.5", "2")
+        ),
+        # q2: near-ties routed to a pairwise distillation; the margin-MSE pair term
+        Setting("ties-kd", "q2", "pref", ("--ties", "kd")),
+        Setting("mse", "q2", "pref", ("--form", "mse")),
+        Setting(f"kd{q1_kd}-ties-kd", "q2", "pref", (*kd, "--ties", "kd")),
+        # q3: class priors (the logit-adjusted loss)
+        Setting("la0.5", "q3", "pref", ("--logit-adjust", "0.5")),
+        Setting("la1", "q3", "pref", ("--logit-adjust", "1")),
+        Setting("kd-la0.5", "q3", "kd", ("--logit-adjust", "0.5")),
+        # q4: the paper's regime, pre-training on LLM labels then fine-tuning on human ones
+        *(
+            Setting(f"{o}-2stage", "q4", o, ("--two-stage",), (0.05, 0.2))
+            for o in ("pref", "kd")
+        ),
+        # q5: the remaining knobs
+        *(Setting(f"w{w}", "q5", "pref", ("--window", w)) for w in ("2", "4")),
+        *(Setting(f"trim{t}", "q5", "pref", ("--trim", t)) for t in ("0.1", "0.2")),
+        Setting("cross", "q5", "pref", ("--cross-dialogue",)),
+    ]
+
+
+def run_file(out_dir: Path, task: str, s: Setting, fraction: float, seed: int) -> Path:
+    return out_dir / f"{task}-{s.name}-F{fraction:g}-s{seed}.json"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", type=Path, default=Path("../shared/data/dailydialog"))
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--task", nargs="+", default=["act", "sentiment"])
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--only", nargs="+", help="questions to run (base q1 q1b q2 …)")
+    p.add_argument("--q1-kd", default="1", help="λ_kd for q1b/q2 (the q1 winner)")
+    p.add_argument("--epochs", default="3")
+    p.add_argument("--list", action="store_true", help="print the runs left and stop")
+    p.add_argument("--table", action="store_true", help="merge every run into tables")
+    args = p.parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.table:
+        from bench import distill
+
+        distill.main(["--merge", *map(str, sorted(args.out_dir.glob("*.json")))])
+        return
+    todo = [
+        (task, s, fraction, seed)
+        for s in settings(args.q1_kd)
+        if not args.only or s.question in args.only
+        for task in args.task
+        for fraction in s.fractions
+        for seed in range(args.seeds)
+        if not run_file(args.out_dir, task, s, fraction, seed).exists()
+    ]
+    print(f"# {len(todo)} runs left", flush=True)
+    if args.list:
+        for task, s, fraction, seed in todo:
+            print(f"{task} {s.name} F={fraction:g} seed {seed}")
+        return
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for line in pool.map(lambda r: one_run(args, *r), todo):
+            print(line, flush=True)
+
+
+def one_run(
+    args: argparse.Namespace, task: str, s: Setting, fraction: float, seed: int
+) -> str:
+    out = run_file(args.out_dir, task, s, fraction, seed)
+    partial = out.with_suffix(".part")
+    command = [
+        sys.executable,
+        "-m",
+        "bench.distill",
+        *("--train", str(args.data / "pool.jsonl")),
+        *("--llm-labels", str(args.data / "llm_labels.jsonl")),
+        *("--eval", str(args.data / "dev.jsonl")),
+        *("--task", task, "--objective", s.objective),
+        *("--human-fraction", f"{fraction:g}"),
+        *("--seeds", "1", "--first-seed", str(seed)),
+        *("--epochs", args.epochs, "--precision", "bf16", "--val-fraction", "0"),
+        *s.args,
+        *(("--tag", s.name) if s.name != s.objective else ()),
+        *("--out", str(partial)),
+    ]
+    started = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"FAILED {out.name}: {done.stderr.strip().splitlines()[-1:]}"
+    partial.rename(out)
+    result = [line for line in done.stdout.splitlines() if line.startswith("  run ")]
+    return f"{out.name} ({time.perf_counter() - started:.0f} s): {result[-1].strip()}"
+
+
+if __name__ == "__main__":
+    main()

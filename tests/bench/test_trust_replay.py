@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 
@@ -89,3 +90,37 @@ def test_the_cli_trains_the_students_once_and_replays_from_the_cache(
     # a second run reads the cache: no training
     monkeypatch.setattr(trust_replay, "build_cache", lambda _: 1 / 0)
     trust_replay.main(argv)
+
+
+def test_coverage_counts_the_rounds_whose_audit_interval_holds_the_truth(
+    tmp_path, capsys
+):
+    def round_(answers, wrong_left, ece, truth_left, truth_ece):
+        return {
+            "true_wrong_left": truth_left,
+            "served_trust_ece": truth_ece,
+            "audit": {
+                "answers": answers,
+                "wrong_left": dict(zip(("low", "high"), wrong_left, strict=True)),
+                "ece": dict(zip(("low", "high"), ece, strict=True)),
+            },
+        }
+
+    report = {
+        "results": [
+            {
+                "variant": "trust",
+                "rounds": [
+                    {"audit": None},
+                    round_(5, (0, 10), (0, 1), 50, 0.5),  # too few answers: not counted
+                    round_(10, (100, 300), (0.0, 0.1), 200, 0.2),  # left in, ECE out
+                    round_(12, (100, 500), (0.1, 0.3), 600, 0.2),  # left out, ECE in
+                ],
+            },
+            {"variant": "llm_confidence", "rounds": [round_(30, (0, 1), (0, 1), 5, 5)]},
+        ]
+    }
+    path = tmp_path / "replay.json"
+    path.write_text(json.dumps(report))
+    trust_replay.main(["--coverage", str(path)])
+    assert "| replay.json | 2 | 1 | 1 | 300 |" in capsys.readouterr().out

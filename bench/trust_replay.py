@@ -55,6 +55,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "trust-prior5": {"prior": 5.0},
     "trust-prior5-min5": {"prior": 5.0, "min_audit": 5},
     "trust-prior2-min5": {"prior": 2.0, "min_audit": 5},
+    "trust-calall": {"calibrate_on": "all"},
+    "trust-intercept2": {"prior": 2.0, "slope_prior": 1000.0},
+    "trust-intercept5": {"prior": 5.0, "slope_prior": 1000.0},
+    "trust-intercept2-min5": {"prior": 2.0, "slope_prior": 1000.0, "min_audit": 5},
     "llm_confidence-noaudit": {"audit": 0.0},
     "llm_confidence-nodiversity": {"diversity": False},
 }
@@ -387,6 +391,8 @@ def _priority(
         base=options.get("base", "heuristic"),
         min_audit=options.get("min_audit", 10),
         calibration_prior=options.get("prior", 20.0),
+        calibrate_on=options.get("calibrate_on", "audit"),
+        calibration_slope_prior=options.get("slope_prior"),
     ).fit(
         features[index],
         pool.votes[index],

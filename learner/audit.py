@@ -146,6 +146,9 @@ class PlattCalibration:
     answers move it little and many learn the pool's calibration."""
 
     prior_strength: float = 20.0
+    slope_prior_strength: float | None = None
+    """The slope's prior, in answers (None: `prior_strength`); a large one fits the intercept
+    alone (calibration in the large)."""
     a: float = 1.0
     b: float = 0.0
 
@@ -166,9 +169,13 @@ class PlattCalibration:
         prior = np.array([1.0, 0.0])
         # each parameter's prior precision: `prior_strength` answers' worth of information at
         # p = 1/2 (for the slope, at these answers' spread of logits)
-        precision = (
-            self.prior_strength / 4.0 * np.array([max(float((z * z).mean()), 1.0), 1.0])
+        slope = (
+            self.prior_strength
+            if self.slope_prior_strength is None
+            else self.slope_prior_strength
         )
+        precision = np.array([slope, self.prior_strength]) / 4.0
+        precision[0] *= max(float((z * z).mean()), 1.0)
         for _ in range(50):
             p = _sigmoid(x @ theta)
             gradient = x.T @ (w * (p - y)) + precision * (theta - prior)

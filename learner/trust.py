@@ -213,6 +213,12 @@ class Verifier:
     """The `TrustModel`'s starting point."""
     calibration_prior: float = 20.0
     """The audit calibration's prior, in answers (`PlattCalibration.prior_strength`)."""
+    calibration_slope_prior: float | None = None
+    """The calibration slope's prior, in answers (None: `calibration_prior`)."""
+    calibrate_on: str = "audit"
+    """"audit": the calibration is fitted on the audit answers, weighted by 1/π; "all": on
+    every answer, unweighted — the queue selects on trust, so P(right | trust) is not biased
+    by the selection where answers exist, and the audits carry it to the rest of the range."""
     reliability: PromptReliability | None = None
     class_accuracy: Array = field(default_factory=lambda: np.zeros(0))
     model: TrustModel = field(default_factory=TrustModel)
@@ -241,9 +247,11 @@ class Verifier:
             return self
         audit = np.asarray(audit, dtype=bool)
         w = np.ones(len(truth)) if weights is None else np.asarray(weights, np.float64)
-        index = np.flatnonzero(audit)
-        if len(index) < self.min_audit:
+        if audit.sum() < self.min_audit:
             return self
+        index = np.flatnonzero(audit)
+        if self.calibrate_on == "all":
+            index, w = np.arange(len(truth)), np.ones(len(truth))
         # Each audit answer scored by a verifier that did not see it.
         scores = np.zeros(len(index))
         fold = np.arange(len(index)) % self.folds
@@ -260,9 +268,9 @@ class Verifier:
             scores[fold == k] = part._predict_core(
                 signals[held], votes[held], labels[held], extra[held]
             )
-        self.calibration = PlattCalibration(self.calibration_prior).fit(
-            scores, labels[index] == truth[index], w[index]
-        )
+        self.calibration = PlattCalibration(
+            self.calibration_prior, self.calibration_slope_prior
+        ).fit(scores, labels[index] == truth[index], w[index])
         return self
 
     def predict(

@@ -151,6 +151,16 @@ def test_the_verifier_calibrates_on_the_audit_answers():
     )
     x = signals[:1]
     assert plain.predict(x, votes[:1], labels[:1])[0] < 0.6
+    # calibrated on every answer instead (the replay's `trust-calall`, which lost): the 300
+    # queue answers outweigh the 100 audits, so the curve stays nearer the queue's 40 %
+    on_all = trust.Verifier(2, calibrate_on="all").fit(
+        signals, votes, labels, truth, audit=audit, weights=np.where(audit, 40.0, 1.0)
+    )
+    assert on_all.calibration is not None
+    assert (
+        on_all.predict(x, votes[:1], labels[:1])[0]
+        < audited.predict(x, votes[:1], labels[:1])[0] - 0.1
+    )
     assert audited.calibration is not None
     assert (
         audited.predict(x, votes[:1], labels[:1])[0]
@@ -191,3 +201,16 @@ def test_a_calibration_never_reorders_the_queue():
     assert calibration.a >= audit.MIN_SLOPE
     t = np.linspace(0.05, 0.95, 19)
     assert np.all(np.diff(calibration.predict(t)) > 0)  # the order of the trust is kept
+
+
+def test_a_firm_slope_prior_fits_the_calibration_in_the_large_only():
+    rng = np.random.default_rng(7)
+    trust_ = rng.uniform(0.3, 0.9, 400)
+    right = rng.uniform(size=400) < np.clip(
+        trust_ + 0.1, 0, 1
+    )  # under-confident by 0.1
+    both = audit.PlattCalibration(2.0).fit(trust_, right)
+    intercept = audit.PlattCalibration(2.0, slope_prior_strength=1e4).fit(trust_, right)
+    assert intercept.a == pytest.approx(1.0, abs=0.02) and intercept.b > 0.3
+    assert abs(both.a - 1.0) > abs(intercept.a - 1.0)
+    assert intercept.predict(trust_).mean() == pytest.approx(right.mean(), abs=0.03)

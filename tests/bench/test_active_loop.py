@@ -80,3 +80,41 @@ def test_the_command_runs_on_its_own_embedded_database(files, tiny_backbone, tmp
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "round 1: answered 8" in out.stdout
+
+
+def test_the_loop_table_has_a_row_per_run(tmp_path, capsys):
+    import json
+
+    from bench import loop_table
+
+    def round_(found, ece, accuracy):
+        return {
+            "answered": 10,
+            "wrong_found": found,
+            "pool_ece": ece,
+            "student_accuracy": accuracy,
+            "audits_served": 1,
+        }
+
+    report = {
+        "task": "act",
+        "strategy": "trust",
+        "llm_error_rate": 0.2,
+        "settings": {"seed": "3"},
+        "rounds": [
+            round_(6, 0.3, 0.5),
+            round_(5, 0.05, 0.6),
+            round_(3, 0.1, 0.7),
+        ],
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(report))
+    report["strategy"], report["rounds"] = "random", [round_(2, float("nan"), None)]
+    (tmp_path / "random.json").write_text(json.dumps(report))
+    loop_table.main([str(path), str(tmp_path / "random.json")])
+    out = capsys.readouterr().out.splitlines()
+    # 14 of 30 answers at a 20 % error rate: lift 2.33; round 1's ECE is not in the range
+    assert out[2] == (
+        "| act | `trust` | 3 | 6, 5, 3 | **14** / 30 | 2.33× | 0.050–0.100 | 0.7000 | 3 |"
+    )
+    assert out[3] == "| act | `random` | 3 | 2 | **2** / 10 | 1.00× | – | – | 1 |"

@@ -56,6 +56,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "trust-prior5-min5": {"prior": 5.0, "min_audit": 5},
     "trust-prior2-min5": {"prior": 2.0, "min_audit": 5},
     "trust-calall": {"calibrate_on": "all"},
+    "trust-l2-1": {"l2": 1.0},
+    "trust-l2-0.2": {"l2": 0.2},
+    "trust-l2-0.01": {"l2": 0.01},
     "trust-intercept2": {"prior": 2.0, "slope_prior": 1000.0},
     "trust-intercept5": {"prior": 5.0, "slope_prior": 1000.0},
     "trust-intercept2-min5": {"prior": 2.0, "slope_prior": 1000.0, "min_audit": 5},
@@ -393,6 +396,7 @@ def _priority(
         calibration_prior=options.get("prior", 20.0),
         calibrate_on=options.get("calibrate_on", "audit"),
         calibration_slope_prior=options.get("slope_prior"),
+        l2=options.get("l2", 5.0),
     ).fit(
         features[index],
         pool.votes[index],

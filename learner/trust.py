@@ -213,6 +213,8 @@ class Verifier:
     """The `TrustModel`'s starting point."""
     calibration_prior: float = 20.0
     """The audit calibration's prior, in answers (`PlattCalibration.prior_strength`)."""
+    l2: float = 5.0
+    """The `TrustModel`'s penalty (its default; the replay measures others)."""
     calibration_slope_prior: float | None = None
     """The calibration slope's prior, in answers (None: `calibration_prior`)."""
     calibrate_on: str = "audit"
@@ -262,7 +264,9 @@ class Verifier:
             right = labels[keep] == truth[keep]
             if not len(held) or right.all() or not right.any():
                 return self
-            part = Verifier(self.n_classes, self.folds, base=self.base)._fit_core(
+            part = Verifier(
+                self.n_classes, self.folds, base=self.base, l2=self.l2
+            )._fit_core(
                 signals[keep], votes[keep], labels[keep], truth[keep], extra[keep]
             )
             scores[fold == k] = part._predict_core(
@@ -304,7 +308,7 @@ class Verifier:
                     votes[~out], labels[~out], truth[~out], votes[out], labels[out]
                 )
         right = (labels == truth).astype(np.float64)
-        self.model = TrustModel(base=self.base).fit(
+        self.model = TrustModel(l2=self.l2, base=self.base).fit(
             np.hstack([signals, reliability, extra]), right
         )
         self.reliability = PromptReliability(self.n_classes).fit(votes, truth)

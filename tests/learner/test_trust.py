@@ -147,3 +147,18 @@ def test_the_verifier_on_few_narrow_answers_stays_near_the_heuristic():
     )
     confident = trust.signals(np.array([[0.98, 0.01, 0.01]]), np.array([1.0]))
     assert verifier.predict(confident, np.array([[0, 0]]), np.array([0]))[0] > 0.8
+
+
+def test_the_verifier_penalty_reaches_its_trust_model():
+    rng = np.random.default_rng(11)
+    n = 300
+    labels = rng.integers(0, 3, n)
+    truth = np.where(labels == 2, (labels + 1) % 3, labels)  # class 2 is always wrong
+    soft = np.full((n, 3), 0.1)
+    soft[np.arange(n), labels] = 0.8
+    signals = trust.signals(soft, np.full(n, 0.8))
+    votes = labels[:, None]
+    firm = trust.Verifier(3).fit(signals, votes, labels, truth)
+    loose = trust.Verifier(3, l2=0.01).fit(signals, votes, labels, truth)
+    assert firm.model.l2 == 5.0 and loose.model.l2 == 0.01
+    assert np.abs(loose.model.weights[1:]).sum() > np.abs(firm.model.weights[1:]).sum()

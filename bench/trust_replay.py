@@ -2,7 +2,6 @@
 
     python -m bench.trust_replay --pool POOL.jsonl --llm-labels LLM.jsonl --task act \\
         --cache bench/out/replay-act.npz [--seeds 0 1 2] [--variants trust llm_confidence ...]
-    python -m bench.trust_replay --coverage REPORT.json ...   # the audit intervals' coverage
 
 `bench.active_loop` runs the whole product (import, queue, training, scoring) and takes about
 half an hour per strategy and seed here. This replay keeps the students fixed: it trains the
@@ -462,49 +461,7 @@ def ceiling(pool: Pool, budget: int, folds: int = 5) -> dict[str, int]:
     return out
 
 
-def coverage(paths: list[Path], variant: str = "trust", min_answers: int = 10) -> None:
-    """How often the audit's 95 % intervals held the truth, over the rounds of `variant` with
-    at least `min_answers` audit answers in replay reports (docs/active-loop.md's table):
-    the wrong labels left, and the ECE of the served trust over the pools the audits drew
-    from."""
-    import json
-    import statistics
-
-    print(
-        "| report | rounds | wrong left covered | ECE covered | median width (wrong left) |"
-    )
-    print("|---|---|---|---|---|")
-    for path in paths:
-        rounds = [
-            r
-            for run in json.loads(path.read_text())["results"]
-            if run["variant"] == variant
-            for r in run["rounds"]
-            if r["audit"] and r["audit"]["answers"] >= min_answers
-        ]
-        if not rounds:
-            print(f"| {path.name} | 0 | | | |")
-            continue
-
-        def covered(r: dict[str, Any], key: str, truth: str) -> bool:
-            return bool(r["audit"][key]["low"] <= r[truth] <= r["audit"][key]["high"])
-
-        width = statistics.median(
-            r["audit"]["wrong_left"]["high"] - r["audit"]["wrong_left"]["low"]
-            for r in rounds
-        )
-        print(
-            f"| {path.name} | {len(rounds)} "
-            f"| {sum(covered(r, 'wrong_left', 'true_wrong_left') for r in rounds)} "
-            f"| {sum(covered(r, 'ece', 'served_trust_ece') for r in rounds)} | {width:.0f} |"
-        )
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--coverage"]:
-        coverage([Path(a) for a in argv[1:]])
-        return {}
     args = parse_args(argv)
     if not args.cache.exists():
         build_cache(args)

@@ -85,7 +85,7 @@ def test_the_command_runs_on_its_own_embedded_database(files, tiny_backbone, tmp
 def test_the_loop_table_has_a_row_per_run(tmp_path, capsys):
     import json
 
-    from bench import loop_table
+    from bench import reports
 
     def round_(found, ece, accuracy):
         return {
@@ -111,7 +111,7 @@ def test_the_loop_table_has_a_row_per_run(tmp_path, capsys):
     path.write_text(json.dumps(report))
     report["strategy"], report["rounds"] = "random", [round_(2, float("nan"), None)]
     (tmp_path / "random.json").write_text(json.dumps(report))
-    loop_table.main([str(path), str(tmp_path / "random.json")])
+    reports.main(["loop", str(path), str(tmp_path / "random.json")])
     out = capsys.readouterr().out.splitlines()
     # 14 of 30 answers at a 20 % error rate: lift 2.33; round 1's ECE is not in the range
     assert out[2] == (

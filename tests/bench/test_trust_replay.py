@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from bench import trust_replay
+from bench import reports, trust_replay
 
 
 def systematic_pool(n=1500, seed=0):
@@ -122,5 +122,5 @@ def test_coverage_counts_the_rounds_whose_audit_interval_holds_the_truth(
     }
     path = tmp_path / "replay.json"
     path.write_text(json.dumps(report))
-    trust_replay.main(["--coverage", str(path)])
+    reports.main(["coverage", str(path)])
     assert "| replay.json | 2 | 1 | 1 | 300 |" in capsys.readouterr().out

@@ -174,12 +174,16 @@ def pref(
         if options.weighted
         else torch.ones_like(delta)
     )
-    log_teacher = soft.clamp_min(MSE_FLOOR).log()
-    teacher_gap = options.gamma * (log_teacher[i] - log_teacher[j])  # (P, C)
+    teacher_gap = (
+        options.gamma
+        * (soft.clamp_min(MSE_FLOOR).log()[i] - soft.clamp_min(MSE_FLOOR).log()[j])
+        if options.form == "mse" or options.ties == "kd"
+        else None
+    )  # (P, C): the teacher's log-probability gap, for the margin-MSE terms only
     value = zero
     keep = delta > options.tau
     if keep.any():
-        if options.form == "mse":
+        if teacher_gap is not None and options.form == "mse":
             raw = (gap[keep] - teacher_gap[keep]) ** 2
         else:
             margin = options.gamma * delta[keep] - gap[keep]
@@ -189,7 +193,7 @@ def pref(
             n_keep = max(1, int(round(raw.numel() * (1.0 - options.trim))))
             raw = raw.topk(n_keep, largest=False).values
         value = value + raw.mean()
-    if options.ties == "kd":
+    if teacher_gap is not None and options.ties == "kd":
         ties = (delta >= 0) & (delta <= options.tau)
         if ties.any():
             value = value + (weight[ties] * (gap[ties] - teacher_gap[ties]) ** 2).mean()

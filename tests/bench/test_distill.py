@@ -98,28 +98,20 @@ def test_the_cli_prints_a_row_per_objective_and_writes_every_run(
     assert {r["seed"] for r in saved["runs"]} == {0, 1}
 
 
+def act_run(pool, labels, backbone, objective):
+    """A one-epoch CPU run of `objective` on the act task of the small files."""
+    return [
+        *("--train", str(pool), "--llm-labels", str(labels), "--eval", str(pool)),
+        *("--task", "act", "--objective", objective, "--backbone", backbone),
+        *("--epochs", "1", "--device", "cpu"),
+    ]
+
+
 def test_seeds_split_over_processes_merge_into_the_same_table(
     files, tiny_backbone, tmp_path, capsys
 ):
     pool, labels = files
-    common = [
-        "--train",
-        str(pool),
-        "--llm-labels",
-        str(labels),
-        "--eval",
-        str(pool),
-        "--task",
-        "act",
-        "--objective",
-        "ce",
-        "--backbone",
-        tiny_backbone,
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
-    ]
+    common = act_run(pool, labels, tiny_backbone, "ce")
     whole = distill.main(
         [*common, "--seeds", "2", "--out", str(tmp_path / "whole.json")]
     )
@@ -159,26 +151,7 @@ def test_tagged_settings_of_one_objective_are_rows_of_their_own(
     files, tiny_backbone, tmp_path, capsys
 ):
     pool, labels = files
-    common = [
-        "--train",
-        str(pool),
-        "--llm-labels",
-        str(labels),
-        "--eval",
-        str(pool),
-        "--task",
-        "act",
-        "--objective",
-        "pref",
-        "--seeds",
-        "1",
-        "--backbone",
-        tiny_backbone,
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
-    ]
+    common = [*act_run(pool, labels, tiny_backbone, "pref"), "--seeds", "1"]
     distill.main([*common, "--out", str(tmp_path / "default.json")])
     distill.main(
         [

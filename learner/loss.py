@@ -175,11 +175,11 @@ def pref(
         else torch.ones_like(delta)
     )
     teacher_gap = (
-        options.gamma
-        * (soft.clamp_min(MSE_FLOOR).log()[i] - soft.clamp_min(MSE_FLOOR).log()[j])
-        if options.form == "mse" or options.ties == "kd"
-        else None
-    )  # (P, C): the teacher's log-probability gap, for the margin-MSE terms only
+        None  # (P, C): the teacher's log-probability gap, for margin-MSE terms
+    )
+    if options.form == "mse" or options.ties == "kd":
+        log_teacher = soft.clamp_min(MSE_FLOOR).log()
+        teacher_gap = options.gamma * (log_teacher[i] - log_teacher[j])
     value = zero
     keep = delta > options.tau
     if keep.any():

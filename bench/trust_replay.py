@@ -41,6 +41,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "heuristic": {},
     "trust_v1": {},
     "trust": {},  # the product's verifier
+    "trust-nocontext": {"context": None},
+    "trust-context-raw": {"context": "raw"},
     "trust+knn": {"knn": True},
     "trust+margin": {"margin": True},
     "trust+knn+margin": {"knn": True, "margin": True},
@@ -76,9 +78,17 @@ class Pool:
     gold: np.ndarray
     dialogue: np.ndarray
     labels: np.ndarray = field(init=False)
+    previous: np.ndarray = field(init=False)
+    """The previous turn's LLM label (`NO_PREVIOUS` at a dialogue's start): the cache keeps
+    the pool's order, each dialogue's turns in a row."""
 
     def __post_init__(self) -> None:
+        from learner import NO_PREVIOUS
+
         self.labels = self.soft.argmax(axis=1)
+        self.previous = np.full(len(self.labels), NO_PREVIOUS, dtype=np.int64)
+        same = self.dialogue[1:] == self.dialogue[:-1]
+        self.previous[1:][same] = self.labels[:-1][same]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -173,7 +183,13 @@ def build_cache(args: argparse.Namespace) -> None:
 
 def load(path: Path) -> Pool:
     data = np.load(path)
-    return Pool(**{k: data[k] for k in Pool.__dataclass_fields__ if k != "labels"})
+    return Pool(
+        **{
+            k: data[k]
+            for k in Pool.__dataclass_fields__
+            if k not in ("labels", "previous")
+        }
+    )
 
 
 def replay(
@@ -388,6 +404,8 @@ def _priority(
         return heuristic
     if variant == "trust_v1":
         return TrustModel().fit(features[index], right.astype(float)).predict(features)
+    context = options.get("context", "logit")
+    previous = None if context is None else pool.previous
     verifier = Verifier(
         pool.soft.shape[1],
         base=options.get("base", "heuristic"),
@@ -396,16 +414,20 @@ def _priority(
         calibrate_on=options.get("calibrate_on", "audit"),
         calibration_slope_prior=options.get("slope_prior"),
         l2=options.get("l2", 5.0),
+        context_logit=context == "logit",
     ).fit(
         features[index],
         pool.votes[index],
         pool.labels[index],
         pool.gold[index],
         extra=extra[index],
+        previous=None if previous is None else previous[index],
         audit=np.array(audit) if options["audit"] else None,
         weights=1.0 / np.array(probability),
     )
-    return verifier.predict(features, pool.votes, pool.labels, extra=extra)
+    return verifier.predict(
+        features, pool.votes, pool.labels, extra=extra, previous=previous
+    )
 
 
 def ceiling(pool: Pool, budget: int, folds: int = 5) -> dict[str, int]:
@@ -432,9 +454,10 @@ def ceiling(pool: Pool, budget: int, folds: int = 5) -> dict[str, int]:
         "llm_confidence": int(wrong[np.argsort(pool.soft.max(axis=1))[:budget]].sum()),
         "perfect": int(min(budget, wrong.sum())),
     }
-    for name, extra in (
-        ("verifier", np.zeros((n, 0))),
-        ("verifier+knn+margin", np.stack([knn, margin], axis=1)),
+    for name, extra, previous in (
+        ("verifier", np.zeros((n, 0)), None),
+        ("verifier+context", np.zeros((n, 0)), pool.previous),
+        ("verifier+knn+margin", np.stack([knn, margin], axis=1), None),
     ):
         for base in ("heuristic", "llm"):
             trust = np.zeros(n)
@@ -450,12 +473,14 @@ def ceiling(pool: Pool, budget: int, folds: int = 5) -> dict[str, int]:
                     pool.labels[train],
                     pool.gold[train],
                     extra=extra[train],
+                    previous=None if previous is None else previous[train],
                 )
                 trust[test] = verifier.predict(
                     features[test],
                     pool.votes[test],
                     pool.labels[test],
                     extra=extra[test],
+                    previous=None if previous is None else previous[test],
                 )
             out[f"{name} ({base} base)"] = int(wrong[np.argsort(trust)[:budget]].sum())
     return out

@@ -32,6 +32,8 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "trust_features": "crossfit",
     "TrustModel": "trust",
     "Verifier": "trust",
+    "ContextAccuracy": "trust",
+    "NO_PREVIOUS": "trust",
     "PromptReliability": "trust",
     "prompt_votes": "trust",
     "knn_agreement": "trust",

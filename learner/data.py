@@ -35,6 +35,9 @@ class Example:
         context: previous turns as (speaker, text), oldest first; see `with_context`.
         llm: one distribution per prompt of the bank, each over the label set (sums to 1).
         human: index of the human label in the label set, or None.
+        previous_label: the previous turn's LLM label (argmax of its ȳ), or None at the
+            dialogue's start or where that turn has no LLM label; see `with_context`. Trust
+            reads it (`ContextAccuracy`); the student does not.
     """
 
     dialogue_id: str
@@ -44,6 +47,7 @@ class Example:
     context: tuple[tuple[str, str], ...] = ()
     llm: tuple[tuple[float, ...], ...] = ()
     human: int | None = None
+    previous_label: int | None = None
 
     @property
     def soft(self) -> list[float]:
@@ -76,7 +80,8 @@ def input_texts(
 
 
 def with_context(examples: Sequence[Example], turns: int) -> list[Example]:
-    """Fill each example's `context` with up to `turns` previous turns of its dialogue.
+    """Fill each example's `context` with up to `turns` previous turns of its dialogue, and
+    its `previous_label` with the LLM label of the turn just before it.
 
     Only the utterances present in `examples` are known, so pass whole dialogues.
     """
@@ -91,7 +96,13 @@ def with_context(examples: Sequence[Example], turns: int) -> list[Example]:
             for p in range(max(0, ex.position - turns), ex.position)
             if p in turns_before
         )
-        out.append(replace(ex, context=context))
+        before = turns_before.get(ex.position - 1)
+        previous_label = (
+            max(range(len(before.soft)), key=before.soft.__getitem__)
+            if before is not None and before.llm
+            else None
+        )
+        out.append(replace(ex, context=context, previous_label=previous_label))
     return out
 
 

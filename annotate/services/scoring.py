@@ -12,6 +12,7 @@ from django.utils import timezone
 
 import learner
 from learner import (
+    NO_PREVIOUS,
     CrossFitted,
     Example,
     TrustModel,
@@ -176,10 +177,11 @@ class TrustScorer:
     utterances, from the model fitted on the human answers (docs/active-loop.md).
 
     PARLEY_TRUST_VERIFIER=verifier (the default): a `Verifier` on the ensemble and student
-    signals, the prompts' reliability and the LLM label's class accuracy learnt from the
-    answers, calibrated on the audit answers (weighted by 1/π). `signals`: the previous trust,
-    a `TrustModel` on the ensemble and student signals only. Before PARLEY_TRUST_MIN_HUMAN
-    answers with both outcomes, the heuristic.
+    signals, the prompts' reliability, the LLM label's class accuracy and its accuracy after
+    the previous turn's LLM label, learnt from the answers, calibrated on the audit answers
+    (weighted by 1/π). `signals`: the previous trust, a `TrustModel` on the ensemble and
+    student signals only. Before PARLEY_TRUST_MIN_HUMAN answers with both outcomes, the
+    heuristic.
     """
 
     n_classes: int
@@ -240,6 +242,7 @@ class TrustScorer:
             prompt_votes([ex.llm for ex in examples], scorer.n_prompts),
             labels,
             truth,
+            previous=_previous_labels(examples),
             audit=audit,
             weights=weights,
         )
@@ -255,11 +258,23 @@ class TrustScorer:
                 features,
                 prompt_votes([ex.llm for ex in examples], self.n_prompts),
                 _llm_labels(examples),
+                previous=_previous_labels(examples),
             )
         else:
             values = heuristic_trust(features)
         has_llm = np.array([bool(ex.llm) for ex in examples])
         return np.asarray(np.where(has_llm, values, 0.0))
+
+
+def _previous_labels(examples: list[Example]) -> np.ndarray:
+    """Each utterance's previous turn's LLM label (`NO_PREVIOUS` where there is none)."""
+    return np.array(
+        [
+            NO_PREVIOUS if ex.previous_label is None else ex.previous_label
+            for ex in examples
+        ],
+        dtype=np.int64,
+    )
 
 
 def _llm_labels(examples: list[Example]) -> np.ndarray:

@@ -225,6 +225,58 @@ def test_trust_is_calibrated_once_enough_human_labels_exist(
         assert priority >= trust - 1e-9
 
 
+def test_the_verifier_reads_each_utterances_previous_llm_label(
+    act, django_user_model, monkeypatch
+):
+    import numpy as np
+
+    from learner import NO_PREVIOUS, trust
+
+    seen: dict[str, list[list[int]]] = {"fit": [], "predict": []}
+    fit, predict = trust.Verifier.fit, trust.Verifier.predict
+
+    def spy(name, method):
+        def wrapper(self, *args, previous=None, **kwargs):
+            seen[name].append(np.asarray(previous).tolist())
+            return method(self, *args, previous=previous, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(trust.Verifier, "fit", spy("fit", fit))
+    monkeypatch.setattr(trust.Verifier, "predict", spy("predict", predict))
+    annotator = django_user_model.objects.create(username="gold")
+    items = list(
+        QueueItem.objects.filter(task=act).select_related("utterance").order_by("pk")
+    )
+    for n, item in enumerate(items[:16]):
+        gold = "question" if item.utterance.text.endswith("?") else "inform"
+        services.label_submit(
+            item_id=item.pk, annotator=annotator, label=gold, submission_key=f"g{n}"
+        )
+    run = TrainingRun.objects.create(task=act)
+    services.training_run_execute(run_id=run.pk)
+    services.predictions_store(run_id=run.pk)
+
+    # The fixture's LLM labels: turn t of dialogue d says "question" on even turns, unless
+    # (d + t) % 5 == 0, when it says the other label.
+    labels = list(act.ordered_labels().values_list("value", flat=True))
+
+    def llm_label(d: int, t: int) -> int:
+        question = (t % 2 == 0) != ((d + t) % 5 == 0)
+        return labels.index("question" if question else "inform")
+
+    def previous(d: int, t: int) -> int:
+        return NO_PREVIOUS if t == 0 else llm_label(d, t - 1)
+
+    answered = sorted(
+        (int(i.utterance.dialogue.external_id[1:]), i.utterance.position)
+        for i in items[:16]
+    )
+    assert seen["fit"] == [[previous(d, t) for d, t in answered]]
+    every = sorted((d, t) for d in range(12) for t in range(4))
+    assert seen["predict"] == [[previous(d, t) for d, t in every]]
+
+
 def test_a_run_whose_worker_died_does_not_block_the_next_one(act):
     from datetime import timedelta
 

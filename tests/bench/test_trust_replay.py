@@ -56,6 +56,19 @@ def test_the_verifier_learns_the_llms_systematic_errors_round_by_round():
     assert trust["wrong_found"] > 2 * llm["wrong_found"]
 
 
+def test_the_pool_knows_each_utterances_previous_llm_label():
+    pool = trust_replay.Pool(
+        soft=np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]),
+        agreement=np.ones(4),
+        votes=np.zeros((4, 1), dtype=np.int64),
+        student=np.full((4, 2), 0.5),
+        embeddings=np.zeros((4, 2), dtype=np.float32),
+        gold=np.zeros(4, dtype=np.int64),
+        dialogue=np.array([7, 7, 7, 9]),  # the cache keeps each dialogue's turns in a row
+    )
+    assert pool.previous.tolist() == [-1, 0, 1, -1]
+
+
 def test_the_audit_share_is_drawn_and_estimated():
     pool = systematic_pool()
     run = trust_replay.replay(pool, "trust", 0, args(audit_fraction=0.3))

@@ -50,3 +50,20 @@ def test_split_by_dialogue_never_splits_a_dialogue(toy_dialogues):
     assert len({e.dialogue_id for e in held}) == 3
     assert not {e.dialogue_id for e in train} & {e.dialogue_id for e in held}
     assert len(train) + len(held) == len(toy_dialogues)
+
+
+def test_previous_label_is_the_llm_label_of_the_turn_just_before():
+    def ex(dialogue: str, position: int, llm: tuple[tuple[float, ...], ...]) -> Example:
+        return Example(dialogue, position, "A", f"{dialogue}{position}", llm=llm)
+
+    out = with_context(
+        [
+            ex("a", 0, ((0.2, 0.8), (0.4, 0.6))),  # ȳ = (0.3, 0.7): label 1
+            ex("a", 1, ((0.9, 0.1),)),
+            ex("a", 2, ()),  # no LLM answer
+            ex("a", 3, ((0.5, 0.5),)),
+            ex("b", 0, ((1.0, 0.0),)),
+        ],
+        turns=0,  # no text context: the previous label does not depend on it
+    )
+    assert [e.previous_label for e in out] == [None, 1, 0, None, None]

@@ -162,3 +162,88 @@ def test_the_verifier_penalty_reaches_its_trust_model():
     loose = trust.Verifier(3, l2=0.01).fit(signals, votes, labels, truth)
     assert firm.model.l2 == 5.0 and loose.model.l2 == 0.01
     assert np.abs(loose.model.weights[1:]).sum() > np.abs(firm.model.weights[1:]).sum()
+
+
+def test_the_context_accuracy_on_hand_computed_cells():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    previous = np.array([1, 1, 1, trust.NO_PREVIOUS, 0, 0])
+    truth = np.array([1, 1, 0, 0, 1, 1])
+    table = trust.ContextAccuracy(2, strength=2.0).fit(labels, previous, truth).table
+    # Class accuracy (shrunk to the overall (4 + 1) / (6 + 2) = 0.625 by 2 pseudo-answers):
+    # class 0 (2 × 0.625 + 2) / (4 + 2) = 0.5417, class 1 (2 × 0.625 + 2) / (2 + 2) = 0.8125.
+    class0, class1 = 3.25 / 6, 3.25 / 4
+    assert table.shape == (2, 3)  # the last column: no previous turn
+    assert table[0, 1] == pytest.approx((1 + 2 * class0) / (3 + 2))
+    assert table[0, 2] == pytest.approx((1 + 2 * class0) / (1 + 2))
+    assert table[0, 0] == pytest.approx(class0)  # an empty cell is its class's accuracy
+    assert table[1, 0] == pytest.approx((2 + 2 * class1) / (2 + 2))
+    model = trust.ContextAccuracy(2, strength=2.0).fit(labels, previous, truth)
+    assert model.predict(np.array([0, 0]), np.array([trust.NO_PREVIOUS, 7])) == (
+        pytest.approx([table[0, 2], table[0, 2]])  # out of range: no previous turn
+    )
+
+
+def _dialogue_pool(rng: np.random.Generator, n_dialogues: int):
+    """Dialogues of 6 turns over 3 classes. The LLM is equally confident everywhere, but its
+    label 0 is wrong 70 % of the time right after a turn it labelled 2 (as an LLM calling a
+    reply to a request "inform"), and right otherwise."""
+    labels, previous, truth = [], [], []
+    for _ in range(n_dialogues):
+        before = trust.NO_PREVIOUS
+        for _ in range(6):
+            label = int(rng.integers(0, 3))
+            wrong = label == 0 and before == 2 and rng.uniform() < 0.7
+            labels.append(label)
+            previous.append(before)
+            truth.append(1 if wrong else label)
+            before = label
+    labels, previous, truth = map(np.array, (labels, previous, truth))
+    soft = np.full((len(labels), 3), 0.05)
+    soft[np.arange(len(labels)), labels] = 0.9
+    return trust.signals(soft, np.full(len(labels), 0.9)), labels, previous, truth
+
+
+def test_the_verifier_learns_which_contexts_the_llm_gets_wrong():
+    rng = np.random.default_rng(5)
+    signals, labels, previous, truth = _dialogue_pool(rng, 100)
+    votes = labels[:, None]
+    train, test = slice(0, 300), slice(300, None)
+    with_context = trust.Verifier(3).fit(
+        signals[train],
+        votes[train],
+        labels[train],
+        truth[train],
+        previous=previous[train],
+    )
+    p = with_context.predict(
+        signals[test], votes[test], labels[test], previous=previous[test]
+    )
+    trap = (labels[test] == 0) & (previous[test] == 2)
+    assert p[trap].mean() < 0.5 < 0.8 < p[~trap].mean()
+    # The verifier without the previous labels sees one class accuracy for label 0: it
+    # cannot tell the trap from the other 0s.
+    blind = trust.Verifier(3).fit(
+        signals[train], votes[train], labels[train], truth[train]
+    )
+    q = blind.predict(signals[test], votes[test], labels[test])
+    zero = labels[test] == 0
+    assert np.ptp(q[zero]) < 1e-9
+    with pytest.raises(ValueError, match="previous"):
+        with_context.predict(signals[test], votes[test], labels[test])
+
+
+def test_the_context_log_odds_let_few_answers_move_the_trust_further():
+    rng = np.random.default_rng(8)
+    signals, labels, previous, truth = _dialogue_pool(rng, 30)
+    votes = labels[:, None]
+    trap = (labels == 0) & (previous == 2)
+
+    def gap(logit: bool) -> float:
+        p = (
+            trust.Verifier(3, context_logit=logit)
+            .fit(signals, votes, labels, truth, previous=previous)
+            .predict(signals, votes, labels, previous=previous)
+        )
+        return float(p[~trap].mean() - p[trap].mean())
+
+    assert gap(True) > gap(False) > 0

@@ -64,7 +64,9 @@ def test_the_pool_knows_each_utterances_previous_llm_label():
         student=np.full((4, 2), 0.5),
         embeddings=np.zeros((4, 2), dtype=np.float32),
         gold=np.zeros(4, dtype=np.int64),
-        dialogue=np.array([7, 7, 7, 9]),  # the cache keeps each dialogue's turns in a row
+        dialogue=np.array(
+            [7, 7, 7, 9]
+        ),  # the cache keeps each dialogue's turns in a row
     )
     assert pool.previous.tolist() == [-1, 0, 1, -1]
 

@@ -120,3 +120,84 @@ def test_the_page_and_fragment_are_for_the_projects_members(
     )
     client.force_login(outsider_olga)
     assert client.get(url).status_code in (403, 404)
+
+
+@pytest.fixture
+def requests(project):
+    """Ten dialogues of a request, its reply, a question, its answer; the LLM calls both
+    replies "inform". Annotators find the reply to the request is a commitment."""
+    lines = []
+    for d in range(10):
+        turns = [
+            ("Could you send the file?", "directive"),
+            ("I will send it tonight.", "inform"),
+            ("Where do you live?", "question"),
+            ("In Leeds.", "inform"),
+        ]
+        lines.append(
+            {
+                "id": f"req-{d}",
+                "turns": [
+                    {
+                        "speaker": "AB"[t % 2],
+                        "text": text,
+                        "llm": {
+                            "act": [{"prompt": "P1", "label": label, "confidence": 0.9}]
+                        },
+                    }
+                    for t, (text, label) in enumerate(turns)
+                ],
+            }
+        )
+    services.transcripts_import(
+        project=project, stream=io.BytesIO(jsonl(*lines)), name="requests.jsonl"
+    )
+    task = project.tasks.get(name="act")
+    services.queue_sync(task=task)
+    return task
+
+
+def requests_item(task, dialogue: int, position: int) -> QueueItem:
+    return QueueItem.objects.select_related(
+        "task", "utterance__dialogue", "trust_version"
+    ).get(
+        task=task,
+        utterance__dialogue__external_id=f"req-{dialogue}",
+        utterance__position=position,
+    )
+
+
+def test_the_reasons_name_the_dialogue_context_the_llm_gets_wrong(
+    requests, annotator_ann
+):
+    for d in range(6):  # six replies to a request checked: five were commitments
+        for position, label in (
+            (1, "commissive" if d < 5 else "inform"),
+            (3, "inform"),
+        ):
+            services.label_submit(
+                item_id=requests_item(requests, d, position).pk,
+                annotator=annotator_ann,
+                label=label,
+                submission_key=f"{d}-{position}",
+            )
+    reply = selectors.item_reasons(item=requests_item(requests, 8, 1))["reasons"]
+    # "inform" overall: 5 wrong of 12; after a "directive": 5 of 6.
+    assert (
+        "The LLM is wrong on 42 % of its “inform” labels that annotators checked "
+        "(5 of 12)." in reply
+    )
+    assert (
+        "After a turn the LLM labelled “directive”, the LLM is wrong on 83 % of its "
+        "“inform” labels that annotators checked (5 of 6)." in reply
+    )
+    # After a question the LLM's "inform" is right: no context line.
+    answer_ = selectors.item_reasons(item=requests_item(requests, 8, 3))["reasons"]
+    assert not any(r.startswith("After a turn") for r in answer_)
+    requests.hide_suggestion = True
+    requests.save()
+    hidden = " ".join(
+        selectors.item_reasons(item=requests_item(requests, 8, 1))["reasons"]
+    )
+    assert "83 %" in hidden
+    assert "directive" not in hidden and "inform" not in hidden

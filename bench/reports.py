@@ -3,11 +3,11 @@
     python -m bench.reports loop docs/active-loop/loop-act-*.json
     python -m bench.reports coverage docs/active-loop/replay-*.json
 
-`loop`: one row per `bench.active_loop` run — the wrong LLM labels found in each round
-(audits included), all of them against the answers, the lift over the pool's LLM error rate,
-the range of the trust's ECE over the unanswered pool against gold from round 2 on, the
-student's dev accuracy after the last round (– for the strategies that never train it) and
-the audits served.
+`loop`: one row per `bench.active_loop` run (its epochs named where they are not 1) — the
+wrong LLM labels found in each round (audits included), all of them against the answers, the
+lift over the pool's LLM error rate, the range of the trust's ECE over the unanswered pool
+against gold from round 2 on, the student's dev accuracy after the last round (– for the
+strategies that never train it) and the audits served.
 
 `coverage`: per `bench.trust_replay` report, how often the audit's 95 % intervals held the
 truth over the rounds of `trust` with at least 10 audit answers: the wrong labels left, and
@@ -36,8 +36,12 @@ def loop_row(report: dict[str, Any]) -> str:
     eces = [e for r in rounds[1:] if (e := _number(r["pool_ece"])) is not None]
     ece = f"{min(eces):.3f}–{max(eces):.3f}" if eces else "–"
     accuracy = _number(rounds[-1]["student_accuracy"])
+    strategy = f"`{report['strategy']}`"
+    epochs = report["settings"].get("epochs", "1")
+    if epochs != "1":  # the table's runs are at 1 epoch unless it says so
+        strategy += f", {epochs} epochs"
     return (
-        f"| {report['task']} | `{report['strategy']}` | {report['settings']['seed']} "
+        f"| {report['task']} | {strategy} | {report['settings']['seed']} "
         f"| {', '.join(map(str, found))} | **{sum(found)}** / {answered} | {lift:.2f}× "
         f"| {ece} | {'–' if accuracy is None else f'{accuracy:.4f}'} "
         f"| {sum(r['audits_served'] for r in rounds)} |"

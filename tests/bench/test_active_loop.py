@@ -111,10 +111,20 @@ def test_the_loop_table_has_a_row_per_run(tmp_path, capsys):
     path.write_text(json.dumps(report))
     report["strategy"], report["rounds"] = "random", [round_(2, float("nan"), None)]
     (tmp_path / "random.json").write_text(json.dumps(report))
-    reports.main(["loop", str(path), str(tmp_path / "random.json")])
+    report["settings"]["epochs"] = "3"
+    (tmp_path / "random-e3.json").write_text(json.dumps(report))
+    reports.main(
+        [
+            "loop",
+            str(path),
+            str(tmp_path / "random.json"),
+            str(tmp_path / "random-e3.json"),
+        ]
+    )
     out = capsys.readouterr().out.splitlines()
     # 14 of 30 answers at a 20 % error rate: lift 2.33; round 1's ECE is not in the range
     assert out[2] == (
         "| act | `trust` | 3 | 6, 5, 3 | **14** / 30 | 2.33× | 0.050–0.100 | 0.7000 | 3 |"
     )
     assert out[3] == "| act | `random` | 3 | 2 | **2** / 10 | 1.00× | – | – | 1 |"
+    assert out[4].startswith("| act | `random`, 3 epochs | 3 | 2 |")

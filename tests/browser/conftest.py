@@ -46,8 +46,14 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def signed_in(browser, live_server) -> Any:
-    """A function: a new page signed in as `user` (its own browser context: its own cookies)."""
+    """A function: a new page signed in as `user` (its own browser context: its own cookies).
+
+    At teardown each page first waits (up to 10 s) for its requests in flight — an answer
+    the page sends in the background after it has moved on — so that the live server is not
+    still in a query when the test database is flushed (a TRUNCATE against that query's lock
+    deadlocks)."""
     contexts = []
+    pages: list[tuple[Any, set[Any]]] = []
 
     def open_page(user: Any) -> Any:
         user.set_password(PASSWORD)
@@ -55,6 +61,11 @@ def signed_in(browser, live_server) -> Any:
         context = browser.new_context(viewport={"width": 1100, "height": 900})
         contexts.append(context)
         page = context.new_page()
+        in_flight: set[Any] = set()
+        page.on("request", lambda request: in_flight.add(request))
+        page.on("requestfinished", lambda request: in_flight.discard(request))
+        page.on("requestfailed", lambda request: in_flight.discard(request))
+        pages.append((page, in_flight))
         page.set_default_timeout(10_000)
         page.goto(f"{live_server.url}/accounts/login/")
         page.fill("#id_username", user.username)
@@ -64,6 +75,11 @@ def signed_in(browser, live_server) -> Any:
         return page
 
     yield open_page
+    for page, in_flight in pages:
+        for _ in range(200):
+            if not in_flight or page.is_closed():
+                break
+            page.wait_for_timeout(50)
     for context in contexts:
         context.close()
 

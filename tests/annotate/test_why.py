@@ -44,12 +44,12 @@ def act(project):
     return task
 
 
-def item_of(task, dialogue: int, position: int) -> QueueItem:
+def item_of(task, dialogue: int, position: int, prefix: str = "call") -> QueueItem:
     return QueueItem.objects.select_related(
         "task", "utterance__dialogue", "trust_version"
     ).get(
         task=task,
-        utterance__dialogue__external_id=f"call-{dialogue}",
+        utterance__dialogue__external_id=f"{prefix}-{dialogue}",
         utterance__position=position,
     )
 
@@ -157,16 +157,6 @@ def requests(project):
     return task
 
 
-def requests_item(task, dialogue: int, position: int) -> QueueItem:
-    return QueueItem.objects.select_related(
-        "task", "utterance__dialogue", "trust_version"
-    ).get(
-        task=task,
-        utterance__dialogue__external_id=f"req-{dialogue}",
-        utterance__position=position,
-    )
-
-
 def test_the_reasons_name_the_dialogue_context_the_llm_gets_wrong(
     requests, annotator_ann
 ):
@@ -176,12 +166,12 @@ def test_the_reasons_name_the_dialogue_context_the_llm_gets_wrong(
             (3, "inform"),
         ):
             services.label_submit(
-                item_id=requests_item(requests, d, position).pk,
+                item_id=item_of(requests, d, position, "req").pk,
                 annotator=annotator_ann,
                 label=label,
                 submission_key=f"{d}-{position}",
             )
-    reply = selectors.item_reasons(item=requests_item(requests, 8, 1))["reasons"]
+    reply = selectors.item_reasons(item=item_of(requests, 8, 1, "req"))["reasons"]
     # "inform" overall: 5 wrong of 12; after a "directive": 5 of 6.
     assert (
         "The LLM is wrong on 42 % of its “inform” labels that annotators checked "
@@ -192,12 +182,12 @@ def test_the_reasons_name_the_dialogue_context_the_llm_gets_wrong(
         "“inform” labels that annotators checked (5 of 6)." in reply
     )
     # After a question the LLM's "inform" is right: no context line.
-    answer_ = selectors.item_reasons(item=requests_item(requests, 8, 3))["reasons"]
+    answer_ = selectors.item_reasons(item=item_of(requests, 8, 3, "req"))["reasons"]
     assert not any(r.startswith("After a turn") for r in answer_)
     requests.hide_suggestion = True
     requests.save()
     hidden = " ".join(
-        selectors.item_reasons(item=requests_item(requests, 8, 1))["reasons"]
+        selectors.item_reasons(item=item_of(requests, 8, 1, "req"))["reasons"]
     )
     assert "83 %" in hidden
     assert "directive" not in hidden and "inform" not in hidden

@@ -54,9 +54,11 @@ def item_of(task, dialogue: int, position: int, prefix: str = "call") -> QueueIt
     )
 
 
-def answer(task, annotator, dialogue: int, position: int, label: str) -> None:
+def answer(
+    task, annotator, dialogue: int, position: int, label: str, prefix: str = "call"
+) -> None:
     services.label_submit(
-        item_id=item_of(task, dialogue, position).pk,
+        item_id=item_of(task, dialogue, position, prefix).pk,
         annotator=annotator,
         label=label,
         submission_key=f"{dialogue}-{position}",
@@ -165,12 +167,7 @@ def test_the_reasons_name_the_dialogue_context_the_llm_gets_wrong(
             (1, "commissive" if d < 5 else "inform"),
             (3, "inform"),
         ):
-            services.label_submit(
-                item_id=item_of(requests, d, position, "req").pk,
-                annotator=annotator_ann,
-                label=label,
-                submission_key=f"{d}-{position}",
-            )
+            answer(requests, annotator_ann, d, position, label, "req")
     reply = selectors.item_reasons(item=item_of(requests, 8, 1, "req"))["reasons"]
     # "inform" overall: 5 wrong of 12; after a "directive": 5 of 6.
     assert (

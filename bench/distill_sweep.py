@@ -1,7 +1,8 @@
 """Issue 17's sweep of the preference loss on dev: every setting, resumable over sessions.
 
     python -m bench.distill_sweep --data ../shared/data/dailydialog --out-dir bench/out/sweep \\
-        [--task act sentiment] [--seeds 2] [--jobs 2] [--only q1 q2 ...] [--list]
+        [--task act sentiment] [--seeds 2] [--jobs 2] [--only q1 q2 ...] [--fraction 0 ...]
+        [--list]
     python -m bench.distill_sweep --out-dir bench/out/sweep --table
 
 Each (task, setting, human fraction F, seed) is one `bench.distill` process (one thread,
@@ -89,6 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", nargs="+", help="questions to run (base q1 q1b q2 …)")
+    p.add_argument(
+        "--fraction",
+        nargs="+",
+        type=float,
+        help="human fractions to run (default: all)",
+    )
     p.add_argument("--q1-kd", default="1", help="λ_kd for q1b/q2 (the q1 winner)")
     p.add_argument("--epochs", default="3")
     p.add_argument("--list", action="store_true", help="print the runs left and stop")
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.only or s.question in args.only
         for task in args.task
         for fraction in s.fractions
+        if args.fraction is None or fraction in args.fraction
         for seed in range(args.seeds)
         if not run_file(args.out_dir, task, s, fraction, seed).exists()
     ]

@@ -192,3 +192,19 @@ def test_the_sweep_runs_only_what_has_no_result_yet(tmp_path, capsys):
     listed = capsys.readouterr().out.splitlines()
     assert listed[0] == "# 5 runs left"
     assert "act kd0.3 F=0 seed 1" not in listed and "act kd0 F=0 seed 0" in listed
+
+
+def test_the_sweep_can_run_one_human_fraction_first(tmp_path, capsys):
+    from bench import distill_sweep
+
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--only", "base", "--list"]
+    )
+    assert capsys.readouterr().out.splitlines()[0] == "# 20 runs left"
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--only", "base"]
+        + ["--fraction", "0", "--list"]
+    )
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "# 8 runs left"  # ce, kd, llmr, pref at F = 0 × 2 seeds
+    assert all(" F=0 " in line for line in listed[1:])

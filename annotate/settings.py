@@ -396,9 +396,11 @@ if LEARNER_INFERENCE not in ("onnx-int8", "onnx", "torch"):
     raise ImproperlyConfigured(
         f"LEARNER_INFERENCE={LEARNER_INFERENCE!r}: onnx-int8, onnx or torch"
     )
-LEARNER_PRECISION = envstr("LEARNER_PRECISION", "fp32")
-if LEARNER_PRECISION not in ("fp32", "bf16"):
-    raise ImproperlyConfigured(f"LEARNER_PRECISION={LEARNER_PRECISION!r}: fp32 or bf16")
+LEARNER_PRECISION = envstr("LEARNER_PRECISION", "auto")
+if LEARNER_PRECISION not in ("auto", "fp32", "bf16"):
+    raise ImproperlyConfigured(
+        f"LEARNER_PRECISION={LEARNER_PRECISION!r}: auto, fp32 or bf16"
+    )
 if LEARNER_OBJECTIVE not in ("ce", "kd", "llmr", "pref"):
     raise ImproperlyConfigured(
         f"LEARNER_OBJECTIVE={LEARNER_OBJECTIVE!r}: one of ce, kd, llmr, pref"

@@ -21,9 +21,16 @@ import torch
 from . import loss
 from .data import DialogueBatcher, Example, Targets, split_by_dialogue, targets
 from .metrics import Metrics, classification_metrics
-from .model import Student, StudentConfig, resolve_device, set_seed
+from .model import (
+    Student,
+    StudentConfig,
+    resolve_device,
+    resolve_precision,
+    set_seed,
+)
 
 OBJECTIVES = ("ce", "kd", "llmr", "pref")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -67,11 +74,14 @@ class TrainingConfig:
     stage2_epochs: int = 2
     precision: str = "fp32"
     """"bf16": the forward pass under bfloat16 autocast (weights, losses and the optimizer stay
-    in float32); about twice as fast on CPUs with AVX-512 BF16 or AMX, and on recent GPUs."""
+    in float32); about twice as fast on CPUs with AVX-512 BF16 or AMX, and on recent GPUs.
+    "auto": bf16 where the device has it natively, else fp32 (`resolve_precision`)."""
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.objective not in OBJECTIVES:
             raise ValueError(
                 f"objective must be one of {OBJECTIVES}, got {self.objective!r}"
@@ -100,6 +110,8 @@ class TrainResult:
     seconds: float
     utterances_seen: int
     best_epoch: int
+    precision: str = "fp32"
+    """The precision it trained in ("auto" resolved for the device)."""
 
 
 def objective_loss(
@@ -161,6 +173,7 @@ def train(
     set_seed(config.seed)
     rng = random.Random(config.seed)
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     usable = [ex for ex in examples if ex.has_target]
     if not usable:
         raise ValueError("no example has an LLM or a human label")
@@ -211,7 +224,7 @@ def train(
                 with torch.autocast(
                     device.type,
                     dtype=torch.bfloat16,
-                    enabled=config.precision == "bf16",
+                    enabled=precision == "bf16",
                 ):
                     logits = student(**student.encode(batch)).float()
                 if adjust is not None:
@@ -284,6 +297,7 @@ def train(
         seconds=time.perf_counter() - started,
         utterances_seen=seen,
         best_epoch=best_epoch,
+        precision=precision,
     )
 
 

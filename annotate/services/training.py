@@ -224,6 +224,7 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
                 "history": result.history,
                 "seconds": result.seconds,
                 "best_epoch": result.best_epoch,
+                "precision": result.precision,
                 "train_utterances": len(data),
                 "human_labels": sum(ex.human is not None for ex in data),
             }

@@ -114,7 +114,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     from annotate.prompts import prompt_messages
     from annotate.services.budget import budget_threshold
     from bench import dailydialog as dd
-    from learner import CrossFitted, predict
+    from learner import CrossFitted, predict, scores
 
     pool = dd.read_dialogues(args.pool)
     if args.limit_dialogues:
@@ -230,6 +230,13 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             else float("nan")
         )
 
+    def macro_f1(source: dict[int, str]) -> float:
+        index = {label: i for i, label in enumerate(labels)}
+        matrix = np.zeros((len(labels), len(labels)), dtype=int)
+        for pk in gold:
+            matrix[index[gold[pk]], index[source[pk]]] += 1
+        return float(scores.macro_f1(scores.per_class_scores(matrix.tolist())) or 0.0)
+
     resulting = {pk: label for pk, (label, _) in soft.items()}
     all_calls = n * len(prompts)
     report_row = {
@@ -241,6 +248,8 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         "calls_saved": 1 - llm_run.requests / all_calls,
         "accuracy_budget": accuracy(list(gold), resulting),
         "accuracy_all_llm": accuracy(list(gold), ensemble),
+        "macro_f1_budget": macro_f1(resulting),
+        "macro_f1_all_llm": macro_f1(ensemble),
         "student_share_accuracy": accuracy(by_student, resulting),
         "llm_on_student_share_accuracy": accuracy(by_student, ensemble),
         "asked_share_accuracy": accuracy(asked, resulting),
@@ -285,7 +294,9 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(by_student)} of {n} utterances\n"
         f"accuracy of half B's labels: budget mode {report_row['accuracy_budget']:.4f}, "
         f"all LLM {report_row['accuracy_all_llm']:.4f} "
-        f"({100 * (report_row['accuracy_budget'] - report_row['accuracy_all_llm']):+.2f} points)\n"
+        f"({100 * (report_row['accuracy_budget'] - report_row['accuracy_all_llm']):+.2f} points); "
+        f"macro-F1 {report_row['macro_f1_budget']:.4f} against "
+        f"{report_row['macro_f1_all_llm']:.4f}\n"
         f"on the student's share: student {report_row['student_share_accuracy']:.4f}, "
         f"LLM {report_row['llm_on_student_share_accuracy']:.4f}; the LLM's share "
         f"{report_row['asked_share_accuracy']:.4f}; {collisions} repeated messages",

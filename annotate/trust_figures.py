@@ -175,11 +175,15 @@ def budget_figures(*, task: LabelTask) -> dict[str, Any]:
             tally[source][0] += 1
             tally[source][1] += int(label_id == human[utterance_id])
     version = task.model_versions.filter(is_active=True).first()
+    threshold = budget_threshold(task, version).as_dict()
+    for key in ("student_macro_f1", "llm_macro_f1"):  # NaN: chosen on right/wrong only
+        if math.isnan(threshold[key]):
+            threshold[key] = None
     return {
         "on": task.budget_mode,
         "student_labelled": student_labelled,
         "calls_saved": student_labelled * prompts * settings.LLM_SAMPLES,
-        "threshold": budget_threshold(task, version).as_dict(),
+        "threshold": threshold,
         "sources": [
             {
                 "source": name,

@@ -2,11 +2,12 @@
 
 At scoring (`budget_calibrate`), every human answer whose utterance also has an LLM label is
 scored by the cross-fitted student that never saw its dialogue; the version keeps, per answer,
-that confidence and whether the student and the LLM were right. Before an LLM run
+that confidence and the human's, the student's and the LLM's labels. Before an LLM run
 (`budget_student_label`), `learner.choose_threshold` turns those answers into the confidence
-above which the student loses at most the task's `budget_tolerance` against the LLM, and the
-student's distribution becomes the soft label of every utterance without an LLM answer that
-it is that sure of (`SoftLabel.source = student`); the run asks the LLM for the rest only.
+above which the student loses at most the task's `budget_tolerance` against the LLM, in
+accuracy and in macro-F1, and the student's distribution becomes the soft label of every
+utterance without an LLM answer that it is that sure of (`SoftLabel.source = student`); the
+run asks the LLM for the rest only.
 
 The answers the queue serves are where the LLM is weakest, which would flatter the student:
 when enough of them exist (PARLEY_BUDGET_MIN_ANSWERS), only the uniformly drawn ones count
@@ -84,6 +85,10 @@ def budget_calibrate(
         "student_right": (student == truth).astype(int).tolist(),
         "llm_right": (llm == truth).astype(int).tolist(),
         "uniform": [int(u) for u in uniform],
+        # the labels themselves (indices in the task's order), for the macro-F1 guard
+        "truth": truth.astype(int).tolist(),
+        "student_label": student.astype(int).tolist(),
+        "llm_label": llm.astype(int).tolist(),
     }
 
 
@@ -99,12 +104,21 @@ def budget_threshold(task: LabelTask, version: ModelVersion | None) -> BudgetThr
     uniform = np.asarray(data.get("uniform", []), dtype=bool)
     if uniform.sum() >= minimum:
         keep = uniform
+    labels = None
+    if (
+        "truth" in data
+    ):  # versions scored before the macro-F1 guard have right/wrong only
+        labels = tuple(
+            np.asarray(data[key], dtype=np.int64)[keep]
+            for key in ("truth", "student_label", "llm_label")
+        )
     return choose_threshold(
         np.asarray(data["confidence"])[keep],
         np.asarray(data["student_right"], dtype=bool)[keep],
         np.asarray(data["llm_right"], dtype=bool)[keep],
         tolerance=tolerance,
         min_support=minimum,
+        labels=labels,
     )
 
 

@@ -245,3 +245,53 @@ def test_scoring_keeps_each_answer_for_the_threshold(act, django_user_model):  #
         != ("question" if item.utterance.text.endswith("?") else "inform")
     )
     assert sum(budget["llm_right"]) == 10 - llm_wrong
+    # the labels themselves, for the macro-F1 guard, agree with right/wrong
+    assert len(budget["truth"]) == len(budget["student_label"]) == 10
+    for key in ("student", "llm"):
+        labels = zip(budget[f"{key}_label"], budget["truth"], strict=True)
+        right = [int(a == t) for a, t in labels]
+        assert right == budget[f"{key}_right"]
+
+
+def test_a_student_that_drops_the_rare_label_gets_no_threshold(
+    budget_task, client, lead_lena
+):
+    # 20 answers the student is sure of: it says label 0 to all, and 4 are label 1; the LLM
+    # finds those 4 but calls 4 of the 0s 1. Both are right on 16 of 20: accuracy alone (a
+    # version scored before the guard keeps right/wrong only) lets the student in.
+    from annotate.services.budget import budget_threshold
+
+    version = ModelVersion.objects.get(task=budget_task, is_active=True)
+    truth = [0] * 16 + [1] * 4
+    llm_label = [1] * 4 + [0] * 12 + [1] * 4  # wrong on 4 of the 0s, right on the 1s
+    version.budget = {
+        "confidence": [0.9] * 20,
+        "student_right": [int(t == 0) for t in truth],
+        "llm_right": [int(m == t) for m, t in zip(llm_label, truth, strict=True)],
+        "uniform": [1] * 20,
+    }
+    version.save()
+    before_the_guard = budget_threshold(budget_task, version)
+    assert before_the_guard.threshold == 0.9  # 0.8 against 0.8
+    figures = dashboards.dashboard_compute(task=budget_task)["budget"]["threshold"]
+    assert figures["student_macro_f1"] is None  # chosen on right/wrong only
+    version.budget |= {
+        "truth": truth,
+        "student_label": [0] * 20,
+        "llm_label": llm_label,
+    }
+    version.save()
+    # macro-F1: the student (2·16/36 + 0) / 2 = 0.444, the LLM (2·12/28 + 2·4/12) / 2 = 0.762
+    assert budget_threshold(budget_task, version).threshold is None
+    version.budget["student_label"] = (
+        truth  # a student that finds the rare label passes
+    )
+    version.budget["student_right"] = [1] * 20
+    version.save()
+    chosen = budget_threshold(budget_task, version)
+    assert chosen.threshold == 0.9 and chosen.student_macro_f1 == 1.0
+    figures = dashboards.dashboard_compute(task=budget_task)["budget"]["threshold"]
+    assert figures["llm_macro_f1"] == pytest.approx((24 / 28 + 8 / 12) / 2)
+    client.force_login(lead_lena)
+    page = client.get("/projects/support/tasks/act/dashboard/").content.decode()
+    assert "macro-F1 1.000 against 0.762" in " ".join(page.split())

@@ -2,7 +2,7 @@
 
     python -m bench.distill_sweep --data ../shared/data/dailydialog --out-dir bench/out/sweep \\
         [--task act sentiment] [--seeds 2] [--jobs 2] [--only q1 q2 ...] [--fraction 0 ...]
-        [--list]
+        [--setting pref kd ...] [--list]
     python -m bench.distill_sweep --out-dir bench/out/sweep --table
 
 Each (task, setting, human fraction F, seed) is one `bench.distill` process (one thread,
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         help="human fractions to run (default: all)",
     )
+    p.add_argument(
+        "--setting", nargs="+", help="settings to run, in this order (default: all)"
+    )
     p.add_argument("--q1-kd", default="1", help="λ_kd for q1b/q2 (the q1 winner)")
     p.add_argument("--epochs", default="3")
     p.add_argument("--list", action="store_true", help="print the runs left and stop")
@@ -107,9 +110,15 @@ def main(argv: list[str] | None = None) -> None:
 
         distill.main(["--merge", *map(str, sorted(args.out_dir.glob("*.json")))])
         return
+    chosen = settings(args.q1_kd)
+    if args.setting:
+        chosen = sorted(
+            (s for s in chosen if s.name in args.setting),
+            key=lambda s: args.setting.index(s.name),
+        )
     todo = [
         (task, s, fraction, seed)
-        for s in settings(args.q1_kd)
+        for s in chosen
         if not args.only or s.question in args.only
         for task in args.task
         for fraction in s.fractions

@@ -208,3 +208,15 @@ def test_the_sweep_can_run_one_human_fraction_first(tmp_path, capsys):
     listed = capsys.readouterr().out.splitlines()
     assert listed[0] == "# 8 runs left"  # ce, kd, llmr, pref at F = 0 × 2 seeds
     assert all(" F=0 " in line for line in listed[1:])
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--fraction", "0"]
+        + ["--setting", "pref", "kd", "--list"]
+    )
+    listed = capsys.readouterr().out.splitlines()
+    assert listed == [
+        "# 4 runs left",
+        "act pref F=0 seed 0",
+        "act pref F=0 seed 1",
+        "act kd F=0 seed 0",
+        "act kd F=0 seed 1",
+    ]

@@ -66,8 +66,12 @@ def resolve_precision(name: str, device: torch.device) -> str:
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16" if device.type == "cpu" and native else "fp32"
+    if device.type != "cpu":
+        return "fp32"
+    # private probes of torch.cpu (torch ≥ 2.3); a torch without them trains in fp32
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    native = any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return "bf16" if native else "fp32"
 
 
 def set_seed(seed: int) -> None:

@@ -104,10 +104,8 @@ def budget_threshold(task: LabelTask, version: ModelVersion | None) -> BudgetThr
     uniform = np.asarray(data.get("uniform", []), dtype=bool)
     if uniform.sum() >= minimum:
         keep = uniform
-    labels = None
-    if (
-        "truth" in data
-    ):  # versions scored before the macro-F1 guard have right/wrong only
+    labels = None  # versions scored before the macro-F1 guard keep right/wrong only
+    if "truth" in data:
         labels = tuple(
             np.asarray(data[key], dtype=np.int64)[keep]
             for key in ("truth", "student_label", "llm_label")

@@ -23,7 +23,11 @@ from annotate.models import (
 from annotate.transcripts import dialogue_to_json
 from learner import CrossFitted, predict
 from tests.annotate.test_llm import client_for, fake  # noqa: F401 - fixture
-from tests.annotate.test_training_run import act, learner_settings  # noqa: F401
+from tests.annotate.test_training_run import (  # noqa: F401
+    act,
+    answer_first,
+    learner_settings,
+)
 from tests.conftest import jsonl
 from tests.learner.conftest import tiny_backbone  # noqa: F401 - fixture
 
@@ -221,15 +225,7 @@ def test_the_source_shows_in_the_queue_the_export_the_trust_and_the_dashboard(
 
 
 def test_scoring_keeps_each_answer_for_the_threshold(act, django_user_model):  # noqa: F811
-    annotator = django_user_model.objects.create(username="gold")
-    items = list(
-        QueueItem.objects.filter(task=act).select_related("utterance").order_by("pk")
-    )
-    for n, item in enumerate(items[:10]):
-        gold = "question" if item.utterance.text.endswith("?") else "inform"
-        services.label_submit(
-            item_id=item.pk, annotator=annotator, label=gold, submission_key=f"g{n}"
-        )
+    items = answer_first(act, django_user_model, 10)
     QueueItem.objects.filter(pk__in=[i.pk for i in items[:4]]).update(audit=True)
     run = TrainingRun.objects.create(task=act)
     services.training_run_execute(run_id=run.pk)

@@ -182,16 +182,16 @@ def test_scoring_stamps_predictions_and_trust_with_the_version_and_skips_what_is
     assert list(Prediction.objects.order_by("pk").values_list("pk", "trust")) == before
 
 
-def answer_sixteen(act, django_user_model) -> list[QueueItem]:
-    """The task's items by pk; the first 16 answered with their gold label by one annotator."""
+def answer_first(act, django_user_model, n: int = 16) -> list[QueueItem]:
+    """The task's items by pk; the first `n` answered with their gold label by one annotator."""
     annotator = django_user_model.objects.create(username="gold")
     items = list(
         QueueItem.objects.filter(task=act).select_related("utterance").order_by("pk")
     )
-    for n, item in enumerate(items[:16]):
+    for k, item in enumerate(items[:n]):
         gold = "question" if item.utterance.text.endswith("?") else "inform"
         services.label_submit(
-            item_id=item.pk, annotator=annotator, label=gold, submission_key=f"g{n}"
+            item_id=item.pk, annotator=annotator, label=gold, submission_key=f"g{k}"
         )
     return items
 
@@ -210,7 +210,7 @@ def test_trust_is_calibrated_once_enough_human_labels_exist(
         "fit",
         lambda self, *a, **k: calibrations.append(len(a[0])) or fit(self, *a, **k),
     )
-    items = answer_sixteen(act, django_user_model)
+    items = answer_first(act, django_user_model)
     # twelve of the answers were audits, drawn from the whole pool
     QueueItem.objects.filter(pk__in=[i.pk for i in items[:12]]).update(
         audit=True, selection_probability=1 / len(items)
@@ -250,7 +250,7 @@ def test_the_verifier_reads_each_utterances_previous_llm_label(
 
     monkeypatch.setattr(trust.Verifier, "fit", spy("fit", fit))
     monkeypatch.setattr(trust.Verifier, "predict", spy("predict", predict))
-    items = answer_sixteen(act, django_user_model)
+    items = answer_first(act, django_user_model)
     run = TrainingRun.objects.create(task=act)
     services.training_run_execute(run_id=run.pk)
     services.predictions_store(run_id=run.pk)

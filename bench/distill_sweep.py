@@ -2,7 +2,7 @@
 
     python -m bench.distill_sweep --data ../shared/data/dailydialog --out-dir bench/out/sweep \\
         [--task act sentiment] [--seeds 2] [--jobs 2] [--only q1 q2 ...] [--fraction 0 ...]
-        [--setting pref kd ...] [--list]
+        [--setting pref kd ...] [--precision bf16|fp32] [--list]
     python -m bench.distill_sweep --out-dir bench/out/sweep --table
 
 Each (task, setting, human fraction F, seed) is one `bench.distill` process (one thread,
@@ -12,8 +12,10 @@ off leaves no file). `--table` merges every file into one table per task (`--mer
 
 Every run trains on the pool's LLM labels (+ F of its gold labels as human labels) and is
 scored on `dev.jsonl`: the product's student (MiniLM-L6, one previous turn, 3 epochs) with
-bf16 autocast (docs/distillation.md: the same accuracy as fp32 here, twice as fast), no
-early-stopping split. The settings are the issue's questions (`SETTINGS`); the γ of q1b is
+bf16 autocast (docs/distillation.md: the same accuracy as fp32 on a CPU with bf16 units, twice
+as fast), no early-stopping split. On a CPU without them bf16 is emulated and about ten times
+slower than fp32: `--precision fp32` runs there, into files and table rows of their own
+(`<task>-<setting>-fp32-F<F>-s<seed>.json`, "[… fp32]"), never mixed with the bf16 ones. The settings are the issue's questions (`SETTINGS`); the γ of q1b is
 taken at the λ_kd that won q1a on both tasks' mean (`--q1-kd` once it is known).
 """
 
@@ -76,8 +78,34 @@ def settings(q1_kd: str) -> list[Setting]:
     ]
 
 
-def run_file(out_dir: Path, task: str, s: Setting, fraction: float, seed: int) -> Path:
-    return out_dir / f"{task}-{s.name}-F{fraction:g}-s{seed}.json"
+def run_file(
+    out_dir: Path,
+    task: str,
+    s: Setting,
+    fraction: float,
+    seed: int,
+    precision: str = "bf16",
+) -> Path:
+    name = s.name if precision == "bf16" else f"{s.name}-{precision}"
+    return out_dir / f"{task}-{name}-F{fraction:g}-s{seed}.json"
+
+
+def run_tag(s: Setting, precision: str) -> str:
+    """The run's tag in the table: the setting's name where it is not a bare objective, and
+    the precision where it is not bf16 (so rows of both precisions never merge)."""
+    words = [s.name] if s.name != s.objective else []
+    if precision != "bf16":
+        words.append(precision)
+    return " ".join(words)
+
+
+def bf16_is_emulated() -> bool:
+    """True on a CPU without bf16 units (where `auto` picks fp32)."""
+    import torch
+
+    from learner.model import resolve_precision
+
+    return resolve_precision("auto", torch.device("cpu")) != "bf16"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,6 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--q1-kd", default="1", help="λ_kd for q1b/q2 (the q1 winner)")
     p.add_argument("--epochs", default="3")
+    p.add_argument(
+        "--precision",
+        default="bf16",
+        choices=("bf16", "fp32"),
+        help="bf16 (the sweep's runs so far) or fp32 (files and rows of their own)",
+    )
     p.add_argument("--list", action="store_true", help="print the runs left and stop")
     p.add_argument("--table", action="store_true", help="merge every run into tables")
     args = p.parse_args(argv)
@@ -124,13 +158,19 @@ def main(argv: list[str] | None = None) -> None:
         for fraction in s.fractions
         if args.fraction is None or fraction in args.fraction
         for seed in range(args.seeds)
-        if not run_file(args.out_dir, task, s, fraction, seed).exists()
+        if not run_file(args.out_dir, task, s, fraction, seed, args.precision).exists()
     ]
     print(f"# {len(todo)} runs left", flush=True)
     if args.list:
         for task, s, fraction, seed in todo:
             print(f"{task} {s.name} F={fraction:g} seed {seed}")
         return
+    if todo and args.precision == "bf16" and bf16_is_emulated():
+        print(
+            "# warning: this CPU has no bf16 units; bf16 is emulated here, about ten times"
+            " slower than fp32 (--precision fp32 runs into rows of their own)",
+            flush=True,
+        )
     with ThreadPoolExecutor(args.jobs) as pool:
         for line in pool.map(lambda r: one_run(args, *r), todo):
             print(line, flush=True)
@@ -139,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
 def one_run(
     args: argparse.Namespace, task: str, s: Setting, fraction: float, seed: int
 ) -> str:
-    out = run_file(args.out_dir, task, s, fraction, seed)
+    out = run_file(args.out_dir, task, s, fraction, seed, args.precision)
+    tag = run_tag(s, args.precision)
     partial = out.with_suffix(".part")
     command = [
         sys.executable,
@@ -151,9 +192,10 @@ def one_run(
         *("--task", task, "--objective", s.objective),
         *("--human-fraction", f"{fraction:g}"),
         *("--seeds", "1", "--first-seed", str(seed)),
-        *("--epochs", args.epochs, "--precision", "bf16", "--val-fraction", "0"),
+        *("--epochs", args.epochs, "--precision", args.precision),
+        *("--val-fraction", "0"),
         *s.args,
-        *(("--tag", s.name) if s.name != s.objective else ()),
+        *(("--tag", tag) if tag else ()),
         *("--out", str(partial)),
     ]
     started = time.perf_counter()

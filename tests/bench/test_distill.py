@@ -220,3 +220,28 @@ def test_the_sweep_can_run_one_human_fraction_first(tmp_path, capsys):
         "act kd F=0 seed 0",
         "act kd F=0 seed 1",
     ]
+
+
+def test_fp32_sweep_runs_keep_files_and_rows_of_their_own(tmp_path, capsys):
+    from bench import distill_sweep
+
+    (tmp_path / "act-pref-F0-s0.json").write_text("{}")  # a bf16 run
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--fraction", "0"]
+        + ["--setting", "pref", "la0.5", "--precision", "fp32", "--list"]
+    )
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "# 4 runs left"  # the bf16 file does not stand for fp32
+    settings = {s.name: s for s in distill_sweep.settings("1")}
+    pref, adjusted = settings["pref"], settings["la0.5"]
+    assert distill_sweep.run_file(tmp_path, "act", pref, 0.0, 1, "fp32").name == (
+        "act-pref-fp32-F0-s1.json"
+    )
+    assert distill_sweep.run_file(tmp_path, "act", pref, 0.05, 1).name == (
+        "act-pref-F0.05-s1.json"
+    )
+    # the table's rows: "pref [fp32]", "pref [la0.5 fp32]"; bf16 keeps "pref", "pref [la0.5]"
+    assert distill_sweep.run_tag(pref, "fp32") == "fp32"
+    assert distill_sweep.run_tag(adjusted, "fp32") == "la0.5 fp32"
+    assert distill_sweep.run_tag(pref, "bf16") == ""
+    assert distill_sweep.run_tag(adjusted, "bf16") == "la0.5"

@@ -50,7 +50,8 @@ screenshots: install
 	PARLEY_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser
 
 ## The distillation benchmark (docs/distillation.md): both tasks, 72 runs, about 3.5 h on 2 cores.
-## DATA=../shared/data/dailydialog by default; PRECISION=fp32 for the exact float32 numbers.
+## DATA=../shared/data/dailydialog by default; PRECISION=fp32 for the exact float32 numbers, and on
+## a CPU without bf16 units (AVX-512 BF16 or AMX), where bf16 is emulated and about 10x slower.
 DATA ?= ../shared/data/dailydialog
 PRECISION ?= bf16
 bench-distill: install

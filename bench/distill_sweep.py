@@ -15,8 +15,10 @@ scored on `dev.jsonl`: the product's student (MiniLM-L6, one previous turn, 3 ep
 bf16 autocast (docs/distillation.md: the same accuracy as fp32 on a CPU with bf16 units, twice
 as fast), no early-stopping split. On a CPU without them bf16 is emulated and about ten times
 slower than fp32: `--precision fp32` runs there, into files and table rows of their own
-(`<task>-<setting>-fp32-F<F>-s<seed>.json`, "[… fp32]"), never mixed with the bf16 ones. The settings are the issue's questions (`SETTINGS`); the γ of q1b is
-taken at the λ_kd that won q1a on both tasks' mean (`--q1-kd` once it is known).
+(`<task>-<setting>-fp32-F<F>-s<seed>.json`, "[… fp32]"), never mixed with the bf16 ones.
+
+The settings are the issue's questions (`SETTINGS`); the γ of q1b is taken at the λ_kd that
+won q1a on both tasks' mean (`--q1-kd` once it is known).
 """
 
 from __future__ import annotations

@@ -386,6 +386,8 @@ LEARNER_EPOCHS = envint("LEARNER_EPOCHS", 3, minimum=1)
 LEARNER_BATCH_SIZE = envint("LEARNER_BATCH_SIZE", 32, minimum=1)
 LEARNER_MAX_LENGTH = envint("LEARNER_MAX_LENGTH", 64, minimum=8)
 LEARNER_CONTEXT_TURNS = envint("LEARNER_CONTEXT_TURNS", 1)
+# λ_kd, the weight of the distillation term beside `pref`'s ranking (docs/distillation.md).
+LEARNER_KD_WEIGHT = envfloat("LEARNER_KD_WEIGHT", 0.1)
 LEARNER_DEVICE = envstr("LEARNER_DEVICE", "auto")
 # How scoring runs the student on the CPU: "torch", "onnx" (ONNX Runtime, fp32) or
 # "onnx-int8" (int8 weights). The ONNX files are exported once per model version beside its

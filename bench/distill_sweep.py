@@ -41,6 +41,19 @@ class Setting:
     args: tuple[str, ...] = ()
     fractions: tuple[float, ...] = (0.0,)
 
+    def flags(self) -> tuple[str, ...]:
+        """The setting's flags for `bench.distill`. A `pref` setting that names no λ_kd runs
+        at the sweep's own `SWEEP_KD`, not at the product's default: every committed run was
+        made at λ_kd = 1, and the product's default (0.1 since this sweep) must not silently
+        change what a setting of the sweep means."""
+        if self.objective != "pref" or "--kd-weight" in self.args:
+            return self.args
+        return ("--kd-weight", SWEEP_KD, *self.args)
+
+
+SWEEP_KD = "1"
+"""λ_kd of every `pref` setting that does not sweep it (the base `pref` row included)."""
+
 
 def settings(q1_kd: str) -> list[Setting]:
     """The settings of issue 17, by question."""
@@ -196,7 +209,7 @@ def one_run(
         *("--seeds", "1", "--first-seed", str(seed)),
         *("--epochs", args.epochs, "--precision", args.precision),
         *("--val-fraction", "0"),
-        *s.args,
+        *s.flags(),
         *(("--tag", tag) if tag else ()),
         *("--out", str(partial)),
     ]

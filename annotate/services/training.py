@@ -110,6 +110,7 @@ def learner_config() -> dict[str, Any]:
     return {
         "backbone": settings.LEARNER_BACKBONE,
         "objective": settings.LEARNER_OBJECTIVE,
+        "kd_weight": settings.LEARNER_KD_WEIGHT,
         "epochs": settings.LEARNER_EPOCHS,
         "batch_size": settings.LEARNER_BATCH_SIZE,
         "max_length": settings.LEARNER_MAX_LENGTH,
@@ -130,6 +131,7 @@ def learner_configs(config: dict[str, Any], labels: list[str]) -> tuple[Any, Any
     )
     training = learner.TrainingConfig(
         objective=config["objective"],
+        kd_weight=config["kd_weight"],
         epochs=config["epochs"],
         batch_size=config["batch_size"],
         device=config["device"],

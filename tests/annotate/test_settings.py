@@ -123,6 +123,7 @@ def test_urls_move_it_onto_postgres_and_redis(tmp_path):
             {"DJANGO_DEBUG": "true", "LEARNER_OBJECTIVE": "mse"},
             "LEARNER_OBJECTIVE='mse'",
         ),
+        ({"DJANGO_DEBUG": "true", "LEARNER_KD_WEIGHT": "-1"}, "must be at least"),
         (
             {"DJANGO_DEBUG": "true", "LEARNER_PRECISION": "fp8"},
             "LEARNER_PRECISION='fp8'",

@@ -89,6 +89,20 @@ def test_a_run_trains_the_student_and_its_folds_then_activates_it(
     assert scored == [run.pk]
 
 
+def test_a_run_trains_with_the_recorded_lambda_kd(settings):
+    import learner
+    from annotate.services.training import learner_config, learner_configs
+
+    # LEARNER_KD_WEIGHT's default is the learner's own: the two homes of it agree.
+    _, training = learner_configs(learner_config(), ["question", "inform"])
+    assert training.kd_weight == learner.TrainingConfig().kd_weight == 0.1
+    settings.LEARNER_KD_WEIGHT = 1.0
+    recorded = learner_config()
+    settings.LEARNER_KD_WEIGHT = 0.3  # changed after the run was queued
+    _, training = learner_configs({**learner_config(), **recorded}, ["question"])
+    assert recorded["kd_weight"] == 1.0 and training.kd_weight == 1.0
+
+
 def test_a_project_of_one_dialogue_trains_and_scores_without_the_empty_fold(
     project, learner_settings
 ):

@@ -245,3 +245,19 @@ def test_fp32_sweep_runs_keep_files_and_rows_of_their_own(tmp_path, capsys):
     assert distill_sweep.run_tag(adjusted, "fp32") == "la0.5 fp32"
     assert distill_sweep.run_tag(pref, "bf16") == ""
     assert distill_sweep.run_tag(adjusted, "bf16") == "la0.5"
+
+
+def test_sweep_settings_keep_their_lambda_kd_whatever_the_product_default():
+    from bench import distill_sweep
+
+    settings = {s.name: s for s in distill_sweep.settings("0.1")}
+    # The committed runs were made at λ_kd = 1; the product's default moved to 0.1.
+    assert settings["pref"].flags() == ("--kd-weight", "1")
+    assert settings["la0.5"].flags() == ("--kd-weight", "1", "--logit-adjust", "0.5")
+    assert settings["pref-2stage"].flags() == ("--kd-weight", "1", "--two-stage")
+    assert settings["kd0.3"].flags() == ("--kd-weight", "0.3")
+    assert settings["kd0.1-g2"].flags() == ("--kd-weight", "0.1", "--gamma", "2")
+    assert settings["kd"].flags() == () and settings["kd-la0.5"].flags() == (
+        "--logit-adjust",
+        "0.5",
+    )

@@ -32,6 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+SWEEP_KD = "1"
+"""λ_kd of every `pref` setting that does not sweep it (the base `pref` row included)."""
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -49,10 +52,6 @@ class Setting:
         if self.objective != "pref" or "--kd-weight" in self.args:
             return self.args
         return ("--kd-weight", SWEEP_KD, *self.args)
-
-
-SWEEP_KD = "1"
-"""λ_kd of every `pref` setting that does not sweep it (the base `pref` row included)."""
 
 
 def settings(q1_kd: str) -> list[Setting]:

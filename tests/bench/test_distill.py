@@ -261,3 +261,23 @@ def test_sweep_settings_keep_their_lambda_kd_whatever_the_product_default():
         "--logit-adjust",
         "0.5",
     )
+
+
+def test_q5_runs_at_the_q1_winner_which_also_runs_at_every_human_fraction(
+    tmp_path, capsys
+):
+    from bench import distill_sweep
+
+    settings = {s.name: s for s in distill_sweep.settings("0.1")}
+    assert settings["kd0.1-w2"].flags() == ("--kd-weight", "0.1", "--window", "2")
+    assert settings["kd0.1-trim0.2"].flags() == ("--kd-weight", "0.1", "--trim", "0.2")
+    assert settings["kd0.1-cross"].flags() == ("--kd-weight", "0.1", "--cross-dialogue")
+    assert settings["kd0.1"].fractions == (0.0, 0.05, 0.2)
+    assert settings["kd0.3"].fractions == (0.0,)
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--q1-kd", "0.1"]
+        + ["--only", "q5", "--list"]
+    )
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "# 10 runs left"  # W 2, 4, trim 0.1, 0.2, cross × 2 seeds
+    assert "act kd0.1-cross F=0 seed 1" in listed

@@ -226,6 +226,54 @@ def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def class_counts(run: dict[str, Any]) -> dict[str, tuple[int | None, int, int]]:
+    """Per class of a run: how often it was predicted, how often rightly, and its gold count.
+    Runs kept before `predicted` was give it back from precision, and one class never
+    predicted rightly from the others (the predictions add up to the gold counts); where
+    two classes were never predicted rightly, theirs are None."""
+    counts: dict[str, tuple[int | None, int, int]] = {}
+    for name, c in run["per_class"].items():
+        correct = round(c["recall"] * c["support"])
+        predicted = c.get("predicted")
+        if predicted is None and c["precision"]:
+            predicted = round(correct / c["precision"])
+        counts[name] = (predicted, correct, c["support"])
+    unknown = [name for name, c in counts.items() if c[0] is None]
+    if len(unknown) == 1:
+        (name,) = unknown
+        n = sum(c[2] for c in counts.values())
+        rest = sum(c[0] or 0 for c in counts.values())
+        counts[name] = (n - rest, *counts[name][1:])
+    return counts
+
+
+def class_table(task: str, runs: list[dict[str, Any]]) -> None:
+    """Print, per (human fraction, setting), each class's predicted / correct / gold counts
+    (means over the seeds): on a skewed task, where macro-F1 comes from."""
+    names = list(runs[0]["per_class"])
+    print(f"\n{task}, per class: predicted / correct of gold (mean over seeds)\n")
+    print("| setting | human F | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    keys = list(dict.fromkeys((r["human_fraction"], setting_of(r)) for r in runs))
+    for fraction, setting in keys:
+        counts = [
+            class_counts(r)
+            for r in runs
+            if (r["human_fraction"], setting_of(r)) == (fraction, setting)
+        ]
+        cells = []
+        for name in names:
+            predicted = [p for c in counts if (p := c[name][0]) is not None]
+            shown = (
+                f"{statistics.mean(predicted):.0f}"
+                if len(predicted) == len(counts)
+                else "?"
+            )
+            correct = statistics.mean(c[name][1] for c in counts)
+            cells.append(f"{shown} / {correct:.0f} of {counts[0][name][2]}")
+        print(f"| {setting} | {fraction:g} | " + " | ".join(cells) + " |")
+
+
 def setting_of(run: dict[str, Any]) -> str:
     """The row a run belongs to: its objective, and its tag where it has one."""
     return str(run.get("setting") or run["objective"])
@@ -256,6 +304,7 @@ def merge(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
             )
         )
         tables[task] = summarise(task, runs)
+        class_table(task, runs)
     return tables
 
 
@@ -321,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "best_epoch": result.best_epoch,
                         "history": result.history,
                         "per_class": metrics.as_dict()["per_class"],
+                        "confusion": metrics.confusion,
                     }
                 )
                 print(

@@ -16,6 +16,7 @@ class ClassMetrics:
     recall: float
     f1: float
     support: int
+    predicted: int
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Metrics:
     macro_f1: float
     ece: float
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+    confusion: list[list[int]] = field(default_factory=list)
+    """Counts by gold class (rows) and predicted class (columns), in `labels` order."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +67,8 @@ def classification_metrics(
     *,
     bins: int = 15,
 ) -> Metrics:
-    """Accuracy, macro-F1 (over classes present in gold or predictions), per-class P/R/F1, ECE.
+    """Accuracy, macro-F1 (over classes present in gold or predictions), per-class P/R/F1, ECE,
+    and the confusion matrix.
 
     Args:
         probabilities: (N, C) predicted distributions.
@@ -83,7 +87,9 @@ def classification_metrics(
     )
     scores = per_class_scores(matrix.tolist())
     per_class = {
-        name: ClassMetrics(s.precision or 0.0, s.recall or 0.0, s.f1, s.support)
+        name: ClassMetrics(
+            s.precision or 0.0, s.recall or 0.0, s.f1, s.support, s.predicted
+        )
         for name, s in zip(labels, scores, strict=True)
     }
     return Metrics(
@@ -92,4 +98,5 @@ def classification_metrics(
         macro_f1=macro_f1(scores) or 0.0,
         ece=expected_calibration_error(confidence, correct, bins),
         per_class=per_class,
+        confusion=matrix.tolist(),
     )

@@ -96,6 +96,38 @@ def test_the_cli_prints_a_row_per_objective_and_writes_every_run(
     saved = json.loads(out.read_text())
     assert len(saved["runs"]) == 8 and saved["summary"] == report["summary"]
     assert {r["seed"] for r in saved["runs"]} == {0, 1}
+    run = saved["runs"][0]
+    assert sum(map(sum, run["confusion"])) == sum(
+        c["predicted"] for c in run["per_class"].values()
+    )
+
+
+def test_the_class_table_says_where_macro_f1_comes_from(capsys):
+    def run(setting, seed, per_class):
+        return {"human_fraction": 0.0, "setting": setting, "seed": seed} | {
+            "per_class": {
+                name: dict(zip(("precision", "recall", "support"), c, strict=True))
+                for name, c in per_class.items()
+            }
+        }
+
+    # an older run without "predicted": neutral 90 of 100 right out of 95 predicted,
+    # positive 3 of 4 out of 3, negative never right: 106 − 95 − 3 = 8 predicted
+    old = run("kd", 0, {"neutral": (90 / 95, 0.9, 100), "positive": (1.0, 0.75, 4)})
+    old["per_class"]["negative"] = {"precision": 0.0, "recall": 0.0, "support": 2}
+    assert distill.class_counts(old) == {
+        "neutral": (95, 90, 100),
+        "positive": (3, 3, 4),
+        "negative": (8, 0, 2),
+    }
+    new = run("kd", 1, {"neutral": (0.9, 0.9, 100), "positive": (1.0, 0.25, 4)})
+    new["per_class"]["negative"] = {"precision": 0, "recall": 0, "support": 2}
+    for c, predicted in zip(new["per_class"].values(), (99, 1, 6), strict=True):
+        c["predicted"] = predicted
+    distill.class_table("sentiment", [old, new])
+    printed = capsys.readouterr().out
+    assert "| setting | human F | neutral | positive | negative |" in printed
+    assert "| kd | 0 | 97 / 90 of 100 | 2 / 2 of 4 | 7 / 0 of 2 |" in printed
 
 
 def act_run(pool, labels, backbone, objective):

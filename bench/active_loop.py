@@ -224,7 +224,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from django.db.models import F
 
-    from annotate import dashboards, services
+    from annotate import services, trust_figures
     from annotate.models import (
         HumanLabel,
         ModelVersion,
@@ -330,7 +330,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         prioritise(version)
         pool_ece, pool_brier = pool_calibration()
-        audit = dashboards.audit_figures(task=task)
+        audit = trust_figures.audit_figures(task=task)
         open_ids = set(
             QueueItem.objects.filter(task=task, open=True, answers=0).values_list(
                 "utterance_id", flat=True

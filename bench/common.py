@@ -100,7 +100,7 @@ def generate(path: Path, utterances: int, seed: int = 0) -> int:
     n = 0
     with path.open("w", encoding="utf-8") as out:
         while written < utterances:
-            turns = []
+            turns: list[dict[str, Any]] = []
             for _ in range(min(rng.randint(4, 16), utterances - written)):
                 probs = [rng.random() for _ in SENTIMENTS]
                 total = sum(probs)

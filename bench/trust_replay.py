@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class Pool:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from learner import TrainingConfig
+
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -84,8 +87,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--backbone", default="minilm-l6")
     p.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    p.add_argument(
+        "--kd-weight",
+        type=float,
+        default=TrainingConfig.kd_weight,
+        help="the students' λ_kd (default: the product's; the figures in "
+        "docs/active-loop.md were measured at 1, its default then)",
+    )
     p.add_argument("--out", type=Path)
     return p.parse_args(argv)
+
+
+STUDENT_SETTINGS = ("task", "epochs", "folds", "backbone", "precision", "kd_weight")
+"""What the cached students depend on: a cache built with other values is refused."""
+
+
+def student_settings(args: argparse.Namespace) -> str:
+    return json.dumps({k: getattr(args, k) for k in STUDENT_SETTINGS}, sort_keys=True)
 
 
 def build_cache(args: argparse.Namespace) -> None:
@@ -114,7 +132,9 @@ def build_cache(args: argparse.Namespace) -> None:
         result = train(
             [ex for ex, f in zip(examples, folds, strict=True) if f != k],
             StudentConfig(labels=labels, backbone=args.backbone, context_turns=1),
-            TrainingConfig(epochs=args.epochs, precision=args.precision),
+            TrainingConfig(
+                epochs=args.epochs, precision=args.precision, kd_weight=args.kd_weight
+            ),
         )
         index = np.flatnonzero(folds == k)
         probs, emb = predict_with_embeddings(
@@ -128,6 +148,7 @@ def build_cache(args: argparse.Namespace) -> None:
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         args.cache,
+        settings=np.array(student_settings(args)),
         soft=np.array([ex.soft for ex in examples]),
         agreement=np.array([ex.agreement for ex in examples]),
         votes=prompt_votes([ex.llm for ex in examples], n_prompts),
@@ -150,8 +171,17 @@ def build_cache(args: argparse.Namespace) -> None:
     )
 
 
-def load(path: Path) -> Pool:
+def load(path: Path, settings: str | None = None) -> Pool:
+    """The cached pool; where `settings` is given, refused unless its students were
+    trained with them (a cache from before they were kept is refused too)."""
     data = np.load(path)
+    if settings is not None:
+        built = str(data["settings"]) if "settings" in data else "not recorded"
+        if built != settings:
+            raise SystemExit(
+                f"{path}: its students were built with {built}, not {settings}; "
+                "give another --cache (or delete this one) to train them again"
+            )
     return Pool(
         **{
             k: data[k]
@@ -331,7 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if not args.cache.exists():
         build_cache(args)
-    pool = load(args.cache)
+    pool = load(args.cache, student_settings(args))
     error = float((pool.labels != pool.gold).mean())
     print(
         f"# {args.task}: {len(pool.gold)} utterances, LLM error {error:.4f}", flush=True

@@ -6,6 +6,7 @@ import argparse
 import json
 
 import numpy as np
+import pytest
 
 from bench import reports, trust_replay
 
@@ -105,6 +106,16 @@ def test_the_cli_trains_the_students_once_and_replays_from_the_cache(
     # a second run reads the cache: no training
     monkeypatch.setattr(trust_replay, "build_cache", lambda _: 1 / 0)
     trust_replay.main(argv)
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert saved["settings"]["kd_weight"] == "0.1"  # the product's λ_kd by default
+    # students trained otherwise are not read as these ones
+    with pytest.raises(SystemExit, match=r"built with .*\"kd_weight\": 0.1"):
+        trust_replay.main([*argv, "--kd-weight", "1"])
+    with pytest.raises(SystemExit, match="built with"):
+        trust_replay.main([*argv, "--epochs", "2"])
+    np.savez_compressed(old := tmp_path / "old.npz", soft=cached.soft)
+    with pytest.raises(SystemExit, match="built with not recorded"):
+        trust_replay.main([*argv[: argv.index("--cache")], "--cache", str(old)])
 
 
 def test_coverage_counts_the_rounds_whose_audit_interval_holds_the_truth(

@@ -228,7 +228,7 @@ def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def class_counts(run: dict[str, Any]) -> dict[str, tuple[int | None, int, int]]:
     """Per class of a run: how often it was predicted, how often rightly, and its gold count.
-    Runs kept before `predicted` was give it back from precision, and one class never
+    Runs saved before it was kept give the count back from precision, and one class never
     predicted rightly from the others (the predictions add up to the gold counts); where
     two classes were never predicted rightly, theirs are None."""
     counts: dict[str, tuple[int | None, int, int]] = {}

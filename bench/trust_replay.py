@@ -94,6 +94,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the students' λ_kd (default: the product's; the figures in "
         "docs/active-loop.md were measured at 1, its default then)",
     )
+    p.add_argument(
+        "--student-seed",
+        type=int,
+        default=0,
+        help="the students' training seed (--seeds only draws the replay's audits)",
+    )
     p.add_argument("--out", type=Path)
     return p.parse_args(argv)
 
@@ -103,7 +109,12 @@ STUDENT_SETTINGS = ("task", "epochs", "folds", "backbone", "precision", "kd_weig
 
 
 def student_settings(args: argparse.Namespace) -> str:
-    return json.dumps({k: getattr(args, k) for k in STUDENT_SETTINGS}, sort_keys=True)
+    """The cached students' settings, as the cache records them. Their training seed is
+    written only where it is not 0, so caches from before `--student-seed` stay valid."""
+    settings = {k: getattr(args, k) for k in STUDENT_SETTINGS}
+    if args.student_seed:
+        settings["student_seed"] = args.student_seed
+    return json.dumps(settings, sort_keys=True)
 
 
 def build_cache(args: argparse.Namespace) -> None:
@@ -133,7 +144,10 @@ def build_cache(args: argparse.Namespace) -> None:
             [ex for ex, f in zip(examples, folds, strict=True) if f != k],
             StudentConfig(labels=labels, backbone=args.backbone, context_turns=1),
             TrainingConfig(
-                epochs=args.epochs, precision=args.precision, kd_weight=args.kd_weight
+                epochs=args.epochs,
+                precision=args.precision,
+                kd_weight=args.kd_weight,
+                seed=args.student_seed,
             ),
         )
         index = np.flatnonzero(folds == k)

@@ -111,8 +111,9 @@ def test_the_cli_trains_the_students_once_and_replays_from_the_cache(
     # students trained otherwise are not read as these ones
     with pytest.raises(SystemExit, match=r"built with .*\"kd_weight\": 0.1"):
         trust_replay.main([*argv, "--kd-weight", "1"])
-    with pytest.raises(SystemExit, match="built with"):
-        trust_replay.main([*argv, "--epochs", "2"])
+    for other in (["--epochs", "2"], ["--student-seed", "1"]):
+        with pytest.raises(SystemExit, match="built with"):
+            trust_replay.main([*argv, *other])
     np.savez_compressed(old := tmp_path / "old.npz", soft=cached.soft)
     with pytest.raises(SystemExit, match="built with not recorded"):
         trust_replay.main([*argv[: argv.index("--cache")], "--cache", str(old)])

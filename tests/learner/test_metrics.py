@@ -24,7 +24,11 @@ def test_accuracy_macro_f1_and_per_class_on_a_hand_computed_case():
     assert m.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
     assert m.per_class["b"].support == 2
     assert [m.per_class[c].predicted for c in "abc"] == [2, 2, 2]
-    assert m.confusion == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]  # gold rows, predicted columns
+    assert m.confusion == [
+        [2, 1, 0],
+        [0, 1, 1],
+        [0, 0, 1],
+    ]  # gold rows, predicted columns
 
 
 def test_ece_on_hand_computed_bins():

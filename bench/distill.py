@@ -189,6 +189,16 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def rows_by_setting(
+    runs: list[dict[str, Any]],
+) -> dict[tuple[float, str], list[dict[str, Any]]]:
+    """The runs of each (human fraction, setting), in the order the runs came."""
+    rows: dict[tuple[float, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        rows.setdefault((r["human_fraction"], setting_of(r)), []).append(r)
+    return rows
+
+
 def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (human fraction, objective), in the order the runs came: mean and std over
     the seeds of accuracy, macro-F1, ECE and training seconds; printed as a markdown table."""
@@ -196,14 +206,8 @@ def summarise(task: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "\n| task | objective | human F | accuracy | macro-F1 | ECE | train s | seeds |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    keys = list(dict.fromkeys((r["human_fraction"], setting_of(r)) for r in runs))
     summary = []
-    for fraction, setting in keys:
-        rows = [
-            r
-            for r in runs
-            if (r["human_fraction"], setting_of(r)) == (fraction, setting)
-        ]
+    for (fraction, setting), rows in rows_by_setting(runs).items():
         row: dict[str, Any] = {
             "objective": rows[0]["objective"],
             "setting": setting,
@@ -254,13 +258,8 @@ def class_table(task: str, runs: list[dict[str, Any]]) -> None:
     print(f"\n{task}, per class: predicted / correct of gold (mean over seeds)\n")
     print("| setting | human F | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
-    keys = list(dict.fromkeys((r["human_fraction"], setting_of(r)) for r in runs))
-    for fraction, setting in keys:
-        counts = [
-            class_counts(r)
-            for r in runs
-            if (r["human_fraction"], setting_of(r)) == (fraction, setting)
-        ]
+    for (fraction, setting), rows in rows_by_setting(runs).items():
+        counts = [class_counts(r) for r in rows]
         cells = []
         for name in names:
             predicted = [p for c in counts if (p := c[name][0]) is not None]

@@ -16,6 +16,8 @@ bf16 autocast (docs/distillation.md: the same accuracy as fp32 on a CPU with bf1
 as fast), no early-stopping split. On a CPU without them bf16 is emulated and about ten times
 slower than fp32: `--precision fp32` runs there, into files and table rows of their own
 (`<task>-<setting>-fp32-F<F>-s<seed>.json`, "[… fp32]"), never mixed with the bf16 ones.
+`--eval-split test` scores on `test.jsonl` instead, for the issue's test table of a setting
+that won on dev: again files and rows of their own (`…-test-F<F>-…`, "[… test]").
 
 The settings are the issue's questions (`settings`); q1b's γ, q5's knobs and one q2 row are
 taken at the λ_kd that won q1a on both tasks' mean (`--q1-kd 0.1`, the product's default
@@ -105,6 +107,12 @@ def settings(q1_kd: str) -> list[Setting]:
     ]
 
 
+def variant(precision: str = "bf16", split: str = "dev") -> list[str]:
+    """What sets a run apart from the sweep's own (bf16, scored on dev): its precision and
+    its eval split where they differ, so that such runs never share a file or a table row."""
+    return [w for w, default in ((precision, "bf16"), (split, "dev")) if w != default]
+
+
 def run_file(
     out_dir: Path,
     task: str,
@@ -112,18 +120,17 @@ def run_file(
     fraction: float,
     seed: int,
     precision: str = "bf16",
+    split: str = "dev",
 ) -> Path:
-    name = s.name if precision == "bf16" else f"{s.name}-{precision}"
+    name = "-".join([s.name, *variant(precision, split)])
     return out_dir / f"{task}-{name}-F{fraction:g}-s{seed}.json"
 
 
-def run_tag(s: Setting, precision: str) -> str:
-    """The run's tag in the table: the setting's name where it is not a bare objective, and
-    the precision where it is not bf16 (so rows of both precisions never merge)."""
+def run_tag(s: Setting, precision: str, split: str = "dev") -> str:
+    """The run's tag in the table: the setting's name where it is not a bare objective, then
+    the precision where it is not bf16 and the split where it is not dev."""
     words = [s.name] if s.name != s.objective else []
-    if precision != "bf16":
-        words.append(precision)
-    return " ".join(words)
+    return " ".join([*words, *variant(precision, split)])
 
 
 def bf16_is_emulated() -> bool:
@@ -162,6 +169,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=("bf16", "fp32"),
         help="bf16 (the sweep's runs so far) or fp32 (files and rows of their own)",
     )
+    p.add_argument(
+        "--eval-split",
+        default="dev",
+        choices=("dev", "test"),
+        help="score on DATA/dev.jsonl (the sweep) or test.jsonl (files and rows of their own)",
+    )
     p.add_argument("--list", action="store_true", help="print the runs left and stop")
     p.add_argument("--table", action="store_true", help="merge every run into tables")
     args = p.parse_args(argv)
@@ -185,7 +198,9 @@ def main(argv: list[str] | None = None) -> None:
         for fraction in s.fractions
         if args.fraction is None or fraction in args.fraction
         for seed in range(args.seeds)
-        if not run_file(args.out_dir, task, s, fraction, seed, args.precision).exists()
+        if not run_file(
+            args.out_dir, task, s, fraction, seed, args.precision, args.eval_split
+        ).exists()
     ]
     print(f"# {len(todo)} runs left", flush=True)
     if args.list:
@@ -206,16 +221,38 @@ def main(argv: list[str] | None = None) -> None:
 def one_run(
     args: argparse.Namespace, task: str, s: Setting, fraction: float, seed: int
 ) -> str:
-    out = run_file(args.out_dir, task, s, fraction, seed, args.precision)
-    tag = run_tag(s, args.precision)
+    out = run_file(
+        args.out_dir, task, s, fraction, seed, args.precision, args.eval_split
+    )
     partial = out.with_suffix(".part")
-    command = [
+    started = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = distill_command(args, task, s, fraction, seed, partial)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"FAILED {out.name}: {done.stderr.strip().splitlines()[-1:]}"
+    partial.rename(out)
+    result = [line for line in done.stdout.splitlines() if line.startswith("  run ")]
+    return f"{out.name} ({time.perf_counter() - started:.0f} s): {result[-1].strip()}"
+
+
+def distill_command(
+    args: argparse.Namespace,
+    task: str,
+    s: Setting,
+    fraction: float,
+    seed: int,
+    out: Path,
+) -> list[str]:
+    """The `bench.distill` process of one run, writing its result to `out`."""
+    tag = run_tag(s, args.precision, args.eval_split)
+    return [
         sys.executable,
         "-m",
         "bench.distill",
         *("--train", str(args.data / "pool.jsonl")),
         *("--llm-labels", str(args.data / "llm_labels.jsonl")),
-        *("--eval", str(args.data / "dev.jsonl")),
+        *("--eval", str(args.data / f"{args.eval_split}.jsonl")),
         *("--task", task, "--objective", s.objective),
         *("--human-fraction", f"{fraction:g}"),
         *("--seeds", "1", "--first-seed", str(seed)),
@@ -223,16 +260,8 @@ def one_run(
         *("--val-fraction", "0"),
         *s.flags(),
         *(("--tag", tag) if tag else ()),
-        *("--out", str(partial)),
+        *("--out", str(out)),
     ]
-    started = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        return f"FAILED {out.name}: {done.stderr.strip().splitlines()[-1:]}"
-    partial.rename(out)
-    result = [line for line in done.stdout.splitlines() if line.startswith("  run ")]
-    return f"{out.name} ({time.perf_counter() - started:.0f} s): {result[-1].strip()}"
 
 
 if __name__ == "__main__":

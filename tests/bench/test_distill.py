@@ -279,6 +279,33 @@ def test_fp32_sweep_runs_keep_files_and_rows_of_their_own(tmp_path, capsys):
     assert distill_sweep.run_tag(adjusted, "bf16") == "la0.5"
 
 
+def test_a_test_split_rerun_keeps_files_and_rows_of_its_own(tmp_path, capsys):
+    import argparse
+
+    from bench import distill_sweep
+
+    (tmp_path / "act-kd0.1-F0-s0.json").write_text("{}")  # the dev run
+    distill_sweep.main(
+        ["--out-dir", str(tmp_path), "--task", "act", "--q1-kd", "0.1"]
+        + ["--setting", "kd0.1", "--eval-split", "test", "--seeds", "3", "--list"]
+    )
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "# 9 runs left"  # F 0, 0.05, 0.2 × 3 seeds; dev stands for none
+    winner = {s.name: s for s in distill_sweep.settings("0.1")}["kd0.1"]
+    named = distill_sweep.run_file(tmp_path, "act", winner, 0.2, 2, "bf16", "test")
+    assert named.name == "act-kd0.1-test-F0.2-s2.json"
+    assert distill_sweep.run_tag(winner, "fp32", "test") == "kd0.1 fp32 test"
+    args = argparse.Namespace(
+        data=tmp_path, precision="bf16", eval_split="test", epochs="3"
+    )
+    command = distill_sweep.distill_command(args, "act", winner, 0.2, 2, named)
+    flags = dict(zip(command[3::2], command[4::2], strict=True))
+    assert flags["--eval"] == str(tmp_path / "test.jsonl")
+    assert flags["--train"] == str(tmp_path / "pool.jsonl")
+    assert flags["--first-seed"] == "2" and flags["--kd-weight"] == "0.1"
+    assert flags["--tag"] == "kd0.1 test" and flags["--out"] == str(named)
+
+
 def test_sweep_settings_keep_their_lambda_kd_whatever_the_product_default():
     from bench import distill_sweep
 

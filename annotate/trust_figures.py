@@ -74,7 +74,7 @@ def trust_calibration(*, task: LabelTask, bins: int = 10) -> dict[str, Any]:
         }
         for b, s in sorted(merged.items())
     ]
-    ece = ece_from_bins((r["n"], r["trust"], r["accuracy"]) for r in table)
+    ece = ece_from_bins((int(r["n"]), r["trust"], r["accuracy"]) for r in table)
     return {"bins": table, "n": total, "ece": ece}
 
 

@@ -14,9 +14,49 @@ Callers that must not load torch at import time (the web process) `import learne
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .ensemble import agreement, soft_label
+
+# What `__getattr__` loads, spelled out for type checkers: the names of _LAZY.
+if TYPE_CHECKING:
+    from .audit import AuditEstimate, PlattCalibration, audit_estimate, weighted_ece
+    from .budget import BudgetThreshold, choose_threshold
+    from .checkpoint import load as load_student
+    from .checkpoint import save as save_student
+    from .crossfit import CrossFitted, fold_of, predict, training_sets, trust_features
+    from .data import Example, with_context
+    from .diversity import clusters, diversify
+    from .ensemble import Ensemble, ensemble_summary, spread_confidence
+    from .fast import OnnxStudent, ensure_onnx, export_onnx
+    from .loss import PrefOptions
+    from .metrics import Metrics, classification_metrics, expected_calibration_error
+    from .model import Student, StudentConfig
+    from .reliability import (
+        NO_PREVIOUS,
+        ContextAccuracy,
+        PromptReliability,
+        prompt_votes,
+    )
+    from .scores import accuracy, cohen_kappa, ece_from_bins, macro_f1, per_class_scores
+    from .training import (
+        OBJECTIVES,
+        Progress,
+        TrainingConfig,
+        TrainResult,
+        evaluate,
+        predict_proba,
+        predict_with_embeddings,
+        train,
+    )
+    from .trust import (
+        TrustModel,
+        Verifier,
+        heuristic_trust,
+        knn_agreement,
+        signals,
+        student_margin,
+    )
 
 # name -> module (the same name there), or (module, name there).
 _LAZY: dict[str, str | tuple[str, str]] = {
@@ -74,7 +114,63 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "PrefOptions": "loss",
 }
 
-__all__ = ["agreement", "soft_label", *_LAZY]
+# A literal, so that type checkers and linters see what is exported (a test keeps it _LAZY's).
+__all__ = [
+    "agreement",
+    "soft_label",
+    "Example",
+    "with_context",
+    "CrossFitted",
+    "fold_of",
+    "predict",
+    "OnnxStudent",
+    "ensure_onnx",
+    "export_onnx",
+    "training_sets",
+    "trust_features",
+    "TrustModel",
+    "Verifier",
+    "ContextAccuracy",
+    "NO_PREVIOUS",
+    "PromptReliability",
+    "prompt_votes",
+    "knn_agreement",
+    "student_margin",
+    "diversify",
+    "clusters",
+    "BudgetThreshold",
+    "choose_threshold",
+    "audit_estimate",
+    "weighted_ece",
+    "PlattCalibration",
+    "AuditEstimate",
+    "heuristic_trust",
+    "signals",
+    "save_student",
+    "load_student",
+    "classification_metrics",
+    "expected_calibration_error",
+    "spread_confidence",
+    "ensemble_summary",
+    "Ensemble",
+    "accuracy",
+    "cohen_kappa",
+    "ece_from_bins",
+    "macro_f1",
+    "per_class_scores",
+    "Student",
+    "StudentConfig",
+    "TrainingConfig",
+    "TrainResult",
+    "Progress",
+    "OBJECTIVES",
+    "train",
+    "evaluate",
+    "predict_proba",
+    "predict_with_embeddings",
+    "Metrics",
+    "PrefOptions",
+]
 
 
 def __getattr__(name: str) -> Any:

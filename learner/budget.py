@@ -14,11 +14,11 @@ DailyDialog: level accuracy, macro-F1 0.34 against 0.61; docs/llm-budget.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,13 @@ class BudgetThreshold:
 
 
 def choose_threshold(
-    confidence: Sequence[float],
-    student_right: Sequence[bool],
-    llm_right: Sequence[bool],
+    confidence: npt.ArrayLike,
+    student_right: npt.ArrayLike,
+    llm_right: npt.ArrayLike,
     *,
     tolerance: float,
     min_support: int,
-    labels: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None,
+    labels: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
 ) -> BudgetThreshold:
     """The lowest confidence t such that, over the answers whose student confidence is ≥ t
     (at least `min_support` of them), the student's accuracy is at most `tolerance` under the
@@ -75,7 +75,8 @@ def choose_threshold(
     llm = np.asarray(llm_right, dtype=np.float64)
     if not (len(conf) == len(student) == len(llm)):
         raise ValueError("confidence, student_right and llm_right differ in length")
-    if labels is not None and any(len(x) != len(conf) for x in labels):
+    given = None if labels is None else [np.asarray(x, dtype=np.int64) for x in labels]
+    if given is not None and any(len(x) != len(conf) for x in given):
         raise ValueError("labels and confidence differ in length")
     none = BudgetThreshold(None, len(conf), 0, float("nan"), float("nan"), tolerance)
     if len(conf) < max(min_support, 1):
@@ -93,10 +94,8 @@ def choose_threshold(
         & (k >= min_support)
     )
     student_f1 = llm_f1 = np.full(len(conf), np.nan)
-    if labels is not None:
-        truth, by_student, by_llm = (
-            np.asarray(x, dtype=np.int64)[order] for x in labels
-        )
+    if given is not None:
+        truth, by_student, by_llm = (x[order] for x in given)
         student_f1, llm_f1 = prefix_macro_f1(truth, by_student, by_llm)
         keeps &= student_f1 >= llm_f1 - tolerance - 1e-12
     if not keeps.any():

@@ -106,10 +106,11 @@ def budget_threshold(task: LabelTask, version: ModelVersion | None) -> BudgetThr
         keep = uniform
     labels = None  # versions scored before the macro-F1 guard keep right/wrong only
     if "truth" in data:
-        labels = tuple(
+        truth, by_student, by_llm = (
             np.asarray(data[key], dtype=np.int64)[keep]
             for key in ("truth", "student_label", "llm_label")
         )
+        labels = (truth, by_student, by_llm)
     return choose_threshold(
         np.asarray(data["confidence"])[keep],
         np.asarray(data["student_right"], dtype=bool)[keep],

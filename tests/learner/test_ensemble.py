@@ -40,3 +40,33 @@ def test_learner_never_imports_django():
         ).stdout.strip()
         == "False"
     )
+
+
+def test_the_lazy_exports_are_spelled_out_for_type_checkers_and_all_load():
+    """`learner` loads most of its API on first use; `__all__` and the TYPE_CHECKING imports
+    (what mypy sees) must name exactly what `__getattr__` serves, each from its module."""
+    import ast
+    import inspect
+
+    import learner
+
+    tree = ast.parse(inspect.getsource(learner))
+    guarded = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    spelled = {
+        alias.asname or alias.name: (node.module, alias.name)
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    lazy = {
+        name: where if isinstance(where, tuple) else (where, name)
+        for name, where in learner._LAZY.items()
+    }
+    assert spelled == lazy
+    assert sorted(learner.__all__) == sorted(["agreement", "soft_label", *lazy])
+    for name in learner.__all__:
+        assert getattr(learner, name) is not None

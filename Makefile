@@ -39,7 +39,7 @@ fmt: install
 	$(BIN)/ruff format .
 
 typecheck: install
-	$(BIN)/mypy annotate learner
+	$(BIN)/mypy annotate learner bench
 
 bench-import: install
 	$(BIN)/python -m bench.import_speed --utterances 200000

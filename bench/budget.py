@@ -239,7 +239,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
 
     resulting = {pk: label for pk, (label, _) in soft.items()}
     all_calls = n * len(prompts)
-    report_row = {
+    report_row: dict[str, Any] = {
         "utterances": n,
         "threshold": threshold.as_dict(),
         "student_labelled": len(by_student),

@@ -60,7 +60,7 @@ def measure(args: argparse.Namespace, data_dir: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     middle = sorted(ids)[len(ids) // 2]
-    word = Utterance.objects.values_list("text", flat=True).first().split()[0]
+    word = Utterance.objects.values_list("text", flat=True)[0].split()[0]
     dialogue = Utterance.objects.get(pk=middle).dialogue_id
     base = "/projects/dbench/tasks/act/corpus/"
     requests = {
@@ -81,7 +81,7 @@ def measure(args: argparse.Namespace, data_dir: str) -> None:
         "LLM label + human label, deep": f"?llm=inform&human=question&after={middle}",
     }
     client = Client()
-    client.force_login(lead)  # type: ignore[arg-type]
+    client.force_login(lead)
     timings: dict[str, list[float]] = {}
     for _ in range(args.repeats):
         for name, query in requests.items():

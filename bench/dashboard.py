@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bench.common import (
     ADMIN_URL,
@@ -34,8 +35,13 @@ from bench.common import (
     scratch_database,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def build(args: argparse.Namespace, data_dir: str) -> tuple[object, object]:
+    from annotate.models import LabelTask
+
+
+def build(args: argparse.Namespace, data_dir: str) -> tuple[LabelTask, User]:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
@@ -208,7 +214,7 @@ def measure(args: argparse.Namespace, data_dir: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     client = Client()
-    client.force_login(lead)  # type: ignore[arg-type]
+    client.force_login(lead)
     base = "/projects/dbench/tasks/act/"
     running = TrainingRun.objects.filter(status="running").get()
     timings: dict[str, list[float]] = {}

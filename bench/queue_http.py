@@ -97,9 +97,11 @@ def client(
                 )
                 return
             if i >= warmup:
-                server.append(
-                    float(TIMING.search(response.headers["server-timing"]).group(1))
-                )
+                timing = TIMING.search(response.headers.get("server-timing", ""))
+                if timing is None:
+                    errors.append(f"client {n}: no Server-Timing app;dur in the answer")
+                    return
+                server.append(float(timing.group(1)))
                 seen.append(elapsed)
             following = ITEM.findall(response.text)
             if not following:

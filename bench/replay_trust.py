@@ -65,7 +65,8 @@ def error_knn(
     weights = np.take_along_axis(similarity, nearest, axis=1)
     weights = np.where(np.isfinite(weights), np.clip(weights, 0.0, None), 0.0)
     share = (weights * wrong[nearest]).sum(axis=1) + prior * base
-    return share / (weights.sum(axis=1) + prior) - base
+    centred: np.ndarray = share / (weights.sum(axis=1) + prior) - base
+    return centred
 
 
 def priority(
@@ -83,7 +84,7 @@ def priority(
     from learner import TrustModel, Verifier, heuristic_trust
 
     if variant.startswith("llm_confidence"):
-        return pool.soft.max(axis=1)
+        return np.asarray(pool.soft.max(axis=1))
     heuristic = heuristic_trust(features)
     right = pool.labels[index] == pool.gold[index] if len(index) else np.zeros(0, bool)
     if (

@@ -159,6 +159,7 @@ def build_cache(args: argparse.Namespace) -> None:
             embeddings = np.zeros((len(examples), emb.shape[1]), dtype=np.float32)
         embeddings[index] = emb.numpy()
         print(f"# fold {k}: {time.perf_counter() - started:.0f} s", flush=True)
+    assert embeddings is not None  # set by the first fold
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         args.cache,
@@ -229,7 +230,7 @@ def replay(
     probability: list[float] = []
     trust_at: list[float] = []
     open_ = np.ones(n, dtype=bool)
-    rows = []
+    rows: list[dict[str, Any]] = []
     history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def extra_columns(truth_known: np.ndarray) -> np.ndarray:

@@ -93,6 +93,8 @@ def settings(q1_kd: str) -> list[Setting]:
             Setting(f"{o}-2stage", "q4", o, ("--two-stage",), (0.05, 0.2))
             for o in ("pref", "kd")
         ),
+        # … and with the q1 winner's λ_kd in the first stage (the product's, since q1)
+        Setting(f"kd{q1_kd}-2stage", "q4", "pref", (*kd, "--two-stage"), (0.05, 0.2)),
         # q5: the remaining knobs, at the q1 winner like q1b (its noise reduction shows only
         # where KD does not force the student to copy the noise)
         *(

@@ -340,3 +340,14 @@ def test_q5_runs_at_the_q1_winner_which_also_runs_at_every_human_fraction(
     listed = capsys.readouterr().out.splitlines()
     assert listed[0] == "# 10 runs left"  # W 2, 4, trim 0.1, 0.2, cross × 2 seeds
     assert "act kd0.1-cross F=0 seed 1" in listed
+
+
+def test_q4_also_runs_two_stage_pref_at_the_q1_winners_kd_weight():
+    from bench import distill_sweep
+
+    settings = {s.name: s for s in distill_sweep.settings("0.1")}
+    two_stage = settings["kd0.1-2stage"]
+    assert two_stage.question == "q4" and two_stage.fractions == (0.05, 0.2)
+    assert two_stage.flags() == ("--kd-weight", "0.1", "--two-stage")
+    # the committed q4 rows keep their meaning: `pref-2stage` is still λ_kd 1
+    assert settings["pref-2stage"].flags() == ("--kd-weight", "1", "--two-stage")

@@ -111,6 +111,7 @@ def learner_config() -> dict[str, Any]:
         "backbone": settings.LEARNER_BACKBONE,
         "objective": settings.LEARNER_OBJECTIVE,
         "kd_weight": settings.LEARNER_KD_WEIGHT,
+        "finetune_min_human": settings.LEARNER_FINETUNE_MIN_HUMAN,
         "epochs": settings.LEARNER_EPOCHS,
         "batch_size": settings.LEARNER_BATCH_SIZE,
         "max_length": settings.LEARNER_MAX_LENGTH,
@@ -121,8 +122,15 @@ def learner_config() -> dict[str, Any]:
     }
 
 
-def learner_configs(config: dict[str, Any], labels: list[str]) -> tuple[Any, Any]:
-    """The StudentConfig and TrainingConfig of a run's recorded config (the one builder)."""
+def learner_configs(
+    config: dict[str, Any], labels: list[str], *, human_labels: int = 0
+) -> tuple[Any, Any]:
+    """The StudentConfig and TrainingConfig of a run's recorded config (the one builder).
+
+    Two-stage training (the objective on the LLM labels, then the human labels alone) once
+    the task has `finetune_min_human` human labels (`human_labels`; 0 turns it off).
+    """
+    finetune = int(config["finetune_min_human"])
     student = learner.StudentConfig(
         labels=labels,
         backbone=config["backbone"],
@@ -136,6 +144,7 @@ def learner_configs(config: dict[str, Any], labels: list[str]) -> tuple[Any, Any
         batch_size=config["batch_size"],
         device=config["device"],
         precision=config["precision"],
+        two_stage=0 < finetune <= human_labels,
     )
     return student, training
 
@@ -198,7 +207,10 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
     ]
     if not examples:
         raise ValueError("no utterance of this task has an LLM or a human label yet")
-    student_config, training = learner_configs(config, labels)
+    human_labels = sum(ex.human is not None for ex in examples)
+    student_config, training = learner_configs(
+        config, labels, human_labels=human_labels
+    )
     jobs = learner.training_sets(examples, int(config["folds"]))
     number = (
         ModelVersion.objects.filter(task=task).aggregate(n=Max("version"))["n"] or 0
@@ -229,6 +241,7 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
                 "precision": result.precision,
                 "train_utterances": len(data),
                 "human_labels": sum(ex.human is not None for ex in data),
+                "two_stage": training.two_stage,
             }
         learner.save_student(
             result.student,

@@ -103,6 +103,21 @@ def test_a_run_trains_with_the_recorded_lambda_kd(settings):
     assert recorded["kd_weight"] == 1.0 and training.kd_weight == 1.0
 
 
+@pytest.mark.parametrize("threshold, two_stage", [(0, False), (21, False), (20, True)])
+def test_the_student_is_fine_tuned_on_human_labels_once_there_are_enough(
+    act, django_user_model, learner_settings, threshold, two_stage
+):
+    learner_settings.LEARNER_FINETUNE_MIN_HUMAN = threshold
+    answer_first(act, django_user_model, n=20)
+    run = TrainingRun.objects.create(task=act)
+    services.training_run_execute(run_id=run.pk)
+    version = ModelVersion.objects.get(task=act)
+    stages = {row["stage"] for row in version.metrics["history"]}
+    assert version.metrics["human_labels"] == 20
+    assert version.metrics["two_stage"] is two_stage
+    assert stages == ({1, 2} if two_stage else {1})
+
+
 def test_a_project_of_one_dialogue_trains_and_scores_without_the_empty_fold(
     project, learner_settings
 ):

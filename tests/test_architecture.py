@@ -43,7 +43,12 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            targets = [f"{module}.{alias.name}" for alias in node.names]
+            if not (name.startswith(f"{module}.") and set(targets) <= known):
+                # `from . import sibling` in a submodule reaches its own package only
+                # implicitly (it is already being imported): that edge does not count.
+                # A name the package itself defines does.
+                targets.append(module)
         else:
             continue
         for target in targets:
@@ -88,6 +93,17 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_a_submodule_importing_a_sibling_does_not_import_its_package_back(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    sub = tmp_path / "pkg" / "sub.py"
+    known = {"pkg", "pkg.sub", "pkg.sibling"}
+    sub.write_text("from . import sibling\n")
+    assert _imports("pkg.sub", sub, known) == {"pkg.sibling"}
+    # helper is a name pkg itself defines
+    sub.write_text("from pkg import sibling, helper\n")
+    assert _imports("pkg.sub", sub, known) == {"pkg", "pkg.sibling"}
 
 
 def test_no_module_of_annotate_or_learner_imports_itself_back():

@@ -389,9 +389,11 @@ LEARNER_CONTEXT_TURNS = envint("LEARNER_CONTEXT_TURNS", 1)
 # λ_kd, the weight of the distillation term beside `pref`'s ranking (docs/distillation.md).
 LEARNER_KD_WEIGHT = envfloat("LEARNER_KD_WEIGHT", 0.1)
 # Once a task has this many human labels, the student trains in two stages: the objective on
-# the LLM labels, then cross-entropy on the human labels alone (0: always one stage; issue 17's
-# q4 in docs/distillation.md).
-LEARNER_FINETUNE_MIN_HUMAN = envint("LEARNER_FINETUNE_MIN_HUMAN", 0)
+# the LLM labels at λ_kd LEARNER_PRETRAIN_KD_WEIGHT, then cross-entropy on the human labels
+# alone (0: always one stage). Issue 17's q4 (docs/distillation.md): two-stage won on dev with
+# 764 human labels and lost with 190; the count between is not measured.
+LEARNER_FINETUNE_MIN_HUMAN = envint("LEARNER_FINETUNE_MIN_HUMAN", 750)
+LEARNER_PRETRAIN_KD_WEIGHT = envfloat("LEARNER_PRETRAIN_KD_WEIGHT", 1.0)
 LEARNER_DEVICE = envstr("LEARNER_DEVICE", "auto")
 # How scoring runs the student on the CPU: "torch", "onnx" (ONNX Runtime, fp32) or
 # "onnx-int8" (int8 weights). The ONNX files are exported once per model version beside its

@@ -112,6 +112,7 @@ def learner_config() -> dict[str, Any]:
         "objective": settings.LEARNER_OBJECTIVE,
         "kd_weight": settings.LEARNER_KD_WEIGHT,
         "finetune_min_human": settings.LEARNER_FINETUNE_MIN_HUMAN,
+        "pretrain_kd_weight": settings.LEARNER_PRETRAIN_KD_WEIGHT,
         "epochs": settings.LEARNER_EPOCHS,
         "batch_size": settings.LEARNER_BATCH_SIZE,
         "max_length": settings.LEARNER_MAX_LENGTH,
@@ -127,10 +128,12 @@ def learner_configs(
 ) -> tuple[Any, Any]:
     """The StudentConfig and TrainingConfig of a run's recorded config (the one builder).
 
-    Two-stage training (the objective on the LLM labels, then the human labels alone) once
-    the task has `finetune_min_human` human labels (`human_labels`; 0 turns it off).
+    Two-stage training (the objective on the LLM labels at λ_kd `pretrain_kd_weight`, then
+    the human labels alone) once the task has `finetune_min_human` human labels
+    (`human_labels`; 0 turns it off); one stage on everything at λ_kd `kd_weight` before.
     """
     finetune = int(config["finetune_min_human"])
+    two_stage = 0 < finetune <= human_labels
     student = learner.StudentConfig(
         labels=labels,
         backbone=config["backbone"],
@@ -139,12 +142,12 @@ def learner_configs(
     )
     training = learner.TrainingConfig(
         objective=config["objective"],
-        kd_weight=config["kd_weight"],
+        kd_weight=config["pretrain_kd_weight" if two_stage else "kd_weight"],
         epochs=config["epochs"],
         batch_size=config["batch_size"],
         device=config["device"],
         precision=config["precision"],
-        two_stage=0 < finetune <= human_labels,
+        two_stage=two_stage,
     )
     return student, training
 
@@ -242,6 +245,7 @@ def _train_and_save(run: TrainingRun) -> dict[str, Any]:
                 "train_utterances": len(data),
                 "human_labels": sum(ex.human is not None for ex in data),
                 "two_stage": training.two_stage,
+                "kd_weight": training.kd_weight,
             }
         learner.save_student(
             result.student,

@@ -103,6 +103,22 @@ def test_a_run_trains_with_the_recorded_lambda_kd(settings):
     assert recorded["kd_weight"] == 1.0 and training.kd_weight == 1.0
 
 
+@pytest.mark.parametrize(
+    "human_labels, two_stage, kd_weight", [(749, False, 0.1), (750, True, 1.0)]
+)
+def test_by_default_the_student_trains_two_stage_from_750_human_labels_at_lambda_kd_1(
+    human_labels, two_stage, kd_weight
+):
+    # issue 17's q4 (docs/distillation.md): two-stage pref pre-trained at λ_kd 1 won on dev
+    # with 764 human labels; one stage at λ_kd 0.1 stays the default before.
+    from annotate.services.training import learner_config, learner_configs
+
+    _, training = learner_configs(
+        learner_config(), ["question", "inform"], human_labels=human_labels
+    )
+    assert (training.two_stage, training.kd_weight) == (two_stage, kd_weight)
+
+
 @pytest.mark.parametrize("threshold, two_stage", [(0, False), (21, False), (20, True)])
 def test_the_student_is_fine_tuned_on_human_labels_once_there_are_enough(
     act, django_user_model, learner_settings, threshold, two_stage
@@ -115,6 +131,7 @@ def test_the_student_is_fine_tuned_on_human_labels_once_there_are_enough(
     stages = {row["stage"] for row in version.metrics["history"]}
     assert version.metrics["human_labels"] == 20
     assert version.metrics["two_stage"] is two_stage
+    assert version.metrics["kd_weight"] == (1.0 if two_stage else 0.1)
     assert stages == ({1, 2} if two_stage else {1})
 
 

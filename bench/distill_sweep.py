@@ -21,7 +21,8 @@ that won on dev: again files and rows of their own (`…-test-F<F>-…`, "[… t
 
 The settings are the issue's questions (`settings`); q1b's γ, q5's knobs and one q2 row are
 taken at the λ_kd that won q1a on both tasks' mean (`--q1-kd 0.1`, the product's default
-since), and that λ_kd's row runs at F = 0.05 and 0.2 beside the baselines.
+since), and that λ_kd's row runs at F = 0.05 and 0.2 beside the baselines, and at F = 0.1 beside
+two-stage `pref` (where the product switches from one stage to two).
 """
 
 from __future__ import annotations
@@ -62,8 +63,10 @@ def settings(q1_kd: str) -> list[Setting]:
     kd = ("--kd-weight", q1_kd)
 
     def winner_fractions(w: str) -> tuple[float, ...]:
-        # the q1 winner (the product's default since) runs beside the baselines at every F
-        return (0.0, 0.05, 0.2) if w == q1_kd else (0.0,)
+        # the q1 winner (the product's default since) runs beside the baselines at every F,
+        # and at F = 0.1 beside two-stage `pref`: the product's two trainings either side of
+        # LEARNER_FINETUNE_MIN_HUMAN, where the switch should be
+        return (0.0, 0.05, 0.1, 0.2) if w == q1_kd else (0.0,)
 
     return [
         # baselines (the sentiment LLM labels changed with the emotion→sentiment fix)
@@ -89,10 +92,8 @@ def settings(q1_kd: str) -> list[Setting]:
         Setting("la1", "q3", "pref", ("--logit-adjust", "1")),
         Setting("kd-la0.5", "q3", "kd", ("--logit-adjust", "0.5")),
         # q4: the paper's regime, pre-training on LLM labels then fine-tuning on human ones
-        *(
-            Setting(f"{o}-2stage", "q4", o, ("--two-stage",), (0.05, 0.2))
-            for o in ("pref", "kd")
-        ),
+        Setting("pref-2stage", "q4", "pref", ("--two-stage",), (0.05, 0.1, 0.2)),
+        Setting("kd-2stage", "q4", "kd", ("--two-stage",), (0.05, 0.2)),
         # … and with the q1 winner's λ_kd in the first stage (the product's, since q1)
         Setting(f"kd{q1_kd}-2stage", "q4", "pref", (*kd, "--two-stage"), (0.05, 0.2)),
         # q5: the remaining knobs, at the q1 winner like q1b (its noise reduction shows only

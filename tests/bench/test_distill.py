@@ -290,7 +290,9 @@ def test_a_test_split_rerun_keeps_files_and_rows_of_its_own(tmp_path, capsys):
         + ["--setting", "kd0.1", "--eval-split", "test", "--seeds", "3", "--list"]
     )
     listed = capsys.readouterr().out.splitlines()
-    assert listed[0] == "# 9 runs left"  # F 0, 0.05, 0.2 × 3 seeds; dev stands for none
+    assert (
+        listed[0] == "# 12 runs left"
+    )  # F 0, 0.05, 0.1, 0.2 × 3 seeds; dev stands for none
     winner = {s.name: s for s in distill_sweep.settings("0.1")}["kd0.1"]
     named = distill_sweep.run_file(tmp_path, "act", winner, 0.2, 2, "bf16", "test")
     assert named.name == "act-kd0.1-test-F0.2-s2.json"
@@ -331,7 +333,7 @@ def test_q5_runs_at_the_q1_winner_which_also_runs_at_every_human_fraction(
     assert settings["kd0.1-w2"].flags() == ("--kd-weight", "0.1", "--window", "2")
     assert settings["kd0.1-trim0.2"].flags() == ("--kd-weight", "0.1", "--trim", "0.2")
     assert settings["kd0.1-cross"].flags() == ("--kd-weight", "0.1", "--cross-dialogue")
-    assert settings["kd0.1"].fractions == (0.0, 0.05, 0.2)
+    assert settings["kd0.1"].fractions == (0.0, 0.05, 0.1, 0.2)
     assert settings["kd0.3"].fractions == (0.0,)
     distill_sweep.main(
         ["--out-dir", str(tmp_path), "--task", "act", "--q1-kd", "0.1"]
@@ -351,3 +353,6 @@ def test_q4_also_runs_two_stage_pref_at_the_q1_winners_kd_weight():
     assert two_stage.flags() == ("--kd-weight", "0.1", "--two-stage")
     # the committed q4 rows keep their meaning: `pref-2stage` is still λ_kd 1
     assert settings["pref-2stage"].flags() == ("--kd-weight", "1", "--two-stage")
+    # where the product switches from one stage to two: both of its trainings at F = 0.1
+    assert settings["pref-2stage"].fractions == (0.05, 0.1, 0.2)
+    assert settings["kd-2stage"].fractions == (0.05, 0.2)

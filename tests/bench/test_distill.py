@@ -290,9 +290,8 @@ def test_a_test_split_rerun_keeps_files_and_rows_of_its_own(tmp_path, capsys):
         + ["--setting", "kd0.1", "--eval-split", "test", "--seeds", "3", "--list"]
     )
     listed = capsys.readouterr().out.splitlines()
-    assert (
-        listed[0] == "# 12 runs left"
-    )  # F 0, 0.05, 0.1, 0.2 × 3 seeds; dev stands for none
+    # F 0, 0.05, 0.1, 0.2 × 3 seeds; the dev run stands for none of them
+    assert listed[0] == "# 12 runs left"
     winner = {s.name: s for s in distill_sweep.settings("0.1")}["kd0.1"]
     named = distill_sweep.run_file(tmp_path, "act", winner, 0.2, 2, "bf16", "test")
     assert named.name == "act-kd0.1-test-F0.2-s2.json"
